@@ -1,0 +1,646 @@
+//! The application state and the one place it changes: `update`.
+//!
+//! `update(state, now, msg)` is pure: no tokio, no terminal, no I/O. Keys
+//! arrive already parsed (`action::Key`), source and executor reports arrive
+//! as owned events, and anything that must change the world leaves as an
+//! `Effect` for the executor. Tests drive it directly.
+
+mod logs_view;
+mod service;
+
+pub use logs_view::{LogView, Search, passes};
+pub use service::ServiceView;
+
+use crate::action::{Action, Key, KeyCode, Keymap};
+use crate::domain::logs::LogBuffer;
+use crate::domain::slo::SloStatus;
+use crate::domain::time::{Millis, SECOND};
+use crate::domain::{Stage, Timestamp};
+use crate::event::{
+    BackendInfo, ChangeRecord, ConnectionState, ExecEvent, Op, Question, Request, ServiceInfo, SourceEvent,
+};
+use crate::ui::layout;
+use std::collections::{BTreeMap, VecDeque};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Key(Key),
+    /// A left click at a screen cell.
+    Click { column: u16, row: u16 },
+    /// Mouse wheel over the screen; positive is down.
+    Scroll { column: u16, row: u16, lines: i16 },
+    Resize { width: u16, height: u16 },
+    /// The clock moved on (animations, toast expiry).
+    Tick,
+    Source(SourceEvent),
+    Exec(ExecEvent),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Execute(Request),
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Services,
+    Rollout,
+    Canary,
+    Slo,
+    Logs,
+}
+
+impl Pane {
+    const ORDER: [Pane; 5] = [Pane::Services, Pane::Rollout, Pane::Canary, Pane::Slo, Pane::Logs];
+
+    fn cycle(self, forward: bool) -> Pane {
+        let i = Pane::ORDER.iter().position(|p| *p == self).unwrap_or(0);
+        let n = Pane::ORDER.len();
+        Pane::ORDER[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptPurpose {
+    DeployImage { service: String },
+    /// The mission-critical gate: the request waits for the typed name.
+    TypeName { request: Request, reason: String },
+    Search,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modal {
+    Help,
+    Prompt { purpose: PromptPurpose, input: String },
+    Confirm { request: Request, question: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToastKind {
+    Info,
+    Success,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub kind: ToastKind,
+    pub text: String,
+    pub until: Timestamp,
+}
+
+/// How many changes the timeline keeps.
+const TIMELINE_LEN: usize = 200;
+const TOAST_TIME: Millis = Millis(5 * SECOND.0);
+const ERROR_TOAST_TIME: Millis = Millis(10 * SECOND.0);
+/// Redraw cadence while something animates (a build's elapsed time).
+const ANIMATION_FRAME: Millis = Millis(250);
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub backend: BackendInfo,
+    pub team: Option<String>,
+    pub read_only: bool,
+    pub connections: BTreeMap<String, ConnectionState>,
+    /// Sorted by stage, then name: the order of the service list.
+    pub services: Vec<ServiceView>,
+    pub selected: usize,
+    pub focus: Pane,
+    pub log_view: LogView,
+    pub modal: Option<Modal>,
+    pub toasts: Vec<Toast>,
+    /// Newest first.
+    pub timeline: VecDeque<ChangeRecord>,
+    /// Requests sent to the executor and not answered yet.
+    pub pending: BTreeMap<u64, Request>,
+    pub keymap: Keymap,
+    pub now: Timestamp,
+    pub width: u16,
+    pub height: u16,
+    pub log_capacity: usize,
+    /// Something visible changed since the last frame.
+    pub redraw: bool,
+    pub quitting: bool,
+    next_request: u64,
+}
+
+impl AppState {
+    pub fn new(backend: BackendInfo, keymap: Keymap, read_only: bool, log_capacity: usize) -> Self {
+        AppState {
+            backend,
+            team: None,
+            read_only,
+            connections: BTreeMap::new(),
+            services: Vec::new(),
+            selected: 0,
+            focus: Pane::Services,
+            log_view: LogView::default(),
+            modal: None,
+            toasts: Vec::new(),
+            timeline: VecDeque::new(),
+            pending: BTreeMap::new(),
+            keymap,
+            now: Timestamp(0),
+            width: 80,
+            height: 24,
+            log_capacity,
+            redraw: true,
+            quitting: false,
+            next_request: 1,
+        }
+    }
+
+    pub fn selected_service(&self) -> Option<&ServiceView> {
+        self.services.get(self.selected)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceView> {
+        self.services.iter().find(|s| s.info.name == name)
+    }
+
+    fn service_index(&self, name: &str) -> Option<usize> {
+        self.services.iter().position(|s| s.info.name == name)
+    }
+
+    /// The paging service this one depends on, directly or through others:
+    /// the likely root cause when this one suffers.
+    pub fn impacted_by(&self, name: &str) -> Option<&str> {
+        let mut seen = vec![name];
+        let mut frontier: Vec<&str> = self.service(name)?.info.depends_on.iter().map(String::as_str).collect();
+        let mut culprit = None;
+        while let Some(dep) = frontier.pop() {
+            if seen.contains(&dep) {
+                continue;
+            }
+            seen.push(dep);
+            let Some(service) = self.service(dep) else { continue };
+            if service.slo_status() == Some(SloStatus::Page) {
+                // Keep walking: a deeper paging dependency is the better answer.
+                culprit = Some(dep);
+            }
+            frontier.extend(service.info.depends_on.iter().map(String::as_str));
+        }
+        culprit
+    }
+
+    /// When the loop must wake up even if no event arrives.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let toast = self.toasts.iter().map(|t| t.until).min();
+        let animation = self
+            .selected_service()
+            .and_then(|s| s.build.as_ref())
+            .filter(|b| b.running())
+            .map(|_| self.now.plus(ANIMATION_FRAME));
+        toast.into_iter().chain(animation).min()
+    }
+
+    /// The rows of the service list, headings included, as drawn.
+    pub fn list_rows(&self) -> Vec<ListRow> {
+        let mut rows = Vec::with_capacity(self.services.len() + 3);
+        let mut stage = None;
+        for (i, service) in self.services.iter().enumerate() {
+            if stage != Some(service.info.stage) {
+                stage = Some(service.info.stage);
+                rows.push(ListRow::Heading(service.info.stage));
+            }
+            rows.push(ListRow::Service(i));
+        }
+        rows
+    }
+
+    fn toast(&mut self, kind: ToastKind, text: impl Into<String>) {
+        let until = self.now.plus(if kind == ToastKind::Error { ERROR_TOAST_TIME } else { TOAST_TIME });
+        self.toasts.push(Toast { kind, text: text.into(), until });
+        if self.toasts.len() > 4 {
+            self.toasts.remove(0);
+        }
+    }
+
+    fn request(&mut self, service: String, op: Op) -> Effect {
+        let request = Request { id: self.next_request, service, op, confirmed: false, typed_name: None };
+        self.next_request += 1;
+        self.pending.insert(request.id, request.clone());
+        Effect::Execute(request)
+    }
+
+    fn resubmit(&mut self, request: Request) -> Effect {
+        self.pending.insert(request.id, request.clone());
+        Effect::Execute(request)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListRow {
+    Heading(Stage),
+    Service(usize),
+}
+
+/// First row shown when `selected_row` must be visible in `height` rows.
+pub fn list_offset(selected_row: usize, height: usize) -> usize {
+    (selected_row + 1).saturating_sub(height.max(1))
+}
+
+/// Folds one message into the state. Returns what must happen outside.
+pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
+    state.now = now;
+    let before = state.toasts.len();
+    state.toasts.retain(|t| t.until > now);
+    if state.toasts.len() != before {
+        state.redraw = true;
+    }
+    match msg {
+        Msg::Key(key) => on_key(state, key),
+        Msg::Click { column, row } => {
+            on_click(state, column, row);
+            Vec::new()
+        }
+        Msg::Scroll { column, row, lines } => {
+            on_scroll(state, column, row, lines);
+            Vec::new()
+        }
+        Msg::Resize { width, height } => {
+            state.width = width;
+            state.height = height;
+            state.redraw = true;
+            Vec::new()
+        }
+        Msg::Tick => {
+            if state.next_deadline().is_some_and(|d| d <= now.plus(ANIMATION_FRAME)) {
+                state.redraw = true;
+            }
+            Vec::new()
+        }
+        Msg::Source(event) => {
+            on_source(state, event);
+            Vec::new()
+        }
+        Msg::Exec(event) => {
+            on_exec(state, event);
+            Vec::new()
+        }
+    }
+}
+
+fn on_source(state: &mut AppState, event: SourceEvent) {
+    let selected = state.selected_service().map(|s| s.info.name.clone());
+    let visible = |name: &str| selected.as_deref() == Some(name);
+    match event {
+        SourceEvent::Inventory { backend, services } => {
+            set_inventory(state, backend, services);
+            state.redraw = true;
+        }
+        SourceEvent::Rollout { service, status } => {
+            with_service(state, &service, |s| s.rollout = Some(status));
+        }
+        SourceEvent::Traffic { service, traffic } => {
+            with_service(state, &service, |s| s.traffic = Some(traffic));
+        }
+        SourceEvent::Analysis { service, primary, canary } => {
+            with_service(state, &service, |s| s.set_analysis(primary, canary));
+        }
+        SourceEvent::Slo { service, report } => {
+            with_service(state, &service, |s| {
+                s.slo = Some(report);
+                s.metrics_error = None;
+            });
+        }
+        SourceEvent::MetricsError { service, message } => {
+            with_service(state, &service, |s| s.metrics_error = Some(message));
+        }
+        SourceEvent::Logs { service, lines } => {
+            let Some(i) = state.service_index(&service) else { return };
+            let buffer = &mut state.services[i].logs;
+            for line in lines {
+                buffer.push(line);
+            }
+            if visible(&service) {
+                state.log_view.refresh(&state.services[i].logs);
+                state.redraw = true;
+            }
+        }
+        SourceEvent::Build { service, build } => {
+            if build.finished.is_some() && !state.service(&service).and_then(|s| s.build.as_ref()).is_some_and(|b| b.finished.is_some()) {
+                match (&build.tag, &build.error) {
+                    (Some(tag), _) => state.toast(ToastKind::Success, format!("{service}: built {tag}; press d to deploy it")),
+                    (None, Some(error)) => state.toast(ToastKind::Error, format!("{service}: build failed: {error}")),
+                    _ => {}
+                }
+            }
+            with_service(state, &service, |s| {
+                if let Some(tag) = &build.tag {
+                    s.last_built = Some(tag.clone());
+                }
+                s.build = Some(build);
+            });
+        }
+        SourceEvent::Connection { source, state: connection } => {
+            state.connections.insert(source, connection);
+            state.redraw = true;
+        }
+        SourceEvent::Change(change) => {
+            state.timeline.push_front(change);
+            state.timeline.truncate(TIMELINE_LEN);
+            state.redraw = true;
+        }
+    }
+}
+
+fn with_service(state: &mut AppState, name: &str, change: impl FnOnce(&mut ServiceView)) {
+    if let Some(i) = state.service_index(name) {
+        change(&mut state.services[i]);
+        // Every service shows in the list, so any change is visible.
+        state.redraw = true;
+    }
+}
+
+fn set_inventory(state: &mut AppState, backend: BackendInfo, infos: Vec<ServiceInfo>) {
+    let selected = state.selected_service().map(|s| s.info.name.clone());
+    let mut old: BTreeMap<String, ServiceView> =
+        state.services.drain(..).map(|s| (s.info.name.clone(), s)).collect();
+    let mut services: Vec<ServiceView> = infos
+        .into_iter()
+        .map(|info| match old.remove(&info.name) {
+            Some(mut kept) => {
+                kept.info = info;
+                kept
+            }
+            None => ServiceView::new(info, LogBuffer::new(state.log_capacity)),
+        })
+        .collect();
+    services.sort_by(|a, b| (a.info.stage, &a.info.name).cmp(&(b.info.stage, &b.info.name)));
+    state.services = services;
+    state.backend = backend;
+    state.selected = selected.and_then(|n| state.service_index(&n)).unwrap_or(0);
+    select(state, state.selected);
+}
+
+fn select(state: &mut AppState, index: usize) {
+    if state.services.is_empty() {
+        state.selected = 0;
+        return;
+    }
+    let index = index.min(state.services.len() - 1);
+    let changed = index != state.selected;
+    state.selected = index;
+    if changed || state.log_view.search.is_some() {
+        state.log_view.switch_service(&state.services[index].logs);
+    }
+    state.redraw = true;
+}
+
+fn on_exec(state: &mut AppState, event: ExecEvent) {
+    state.redraw = true;
+    match event {
+        ExecEvent::Ask { request, question } => {
+            state.pending.remove(&request.id);
+            state.modal = Some(match question {
+                Question::YesNo(question) => Modal::Confirm { request, question },
+                Question::TypeName { reason } => {
+                    Modal::Prompt { purpose: PromptPurpose::TypeName { request, reason }, input: String::new() }
+                }
+            });
+        }
+        ExecEvent::Done { request, summary } => {
+            state.pending.remove(&request.id);
+            state.toast(ToastKind::Success, format!("{}: {summary}", request.service));
+        }
+        ExecEvent::Refused { request, reason } => {
+            state.pending.remove(&request.id);
+            state.toast(ToastKind::Error, format!("{} {} refused: {reason}", request.service, request.op.name()));
+        }
+        ExecEvent::Failed { request, error } => {
+            state.pending.remove(&request.id);
+            state.toast(ToastKind::Error, format!("{} {} failed: {error}", request.service, request.op.name()));
+        }
+    }
+}
+
+fn on_key(state: &mut AppState, key: Key) -> Vec<Effect> {
+    // Ctrl-C always quits, whatever is open.
+    if key == Key::ctrl('c') {
+        state.quitting = true;
+        return vec![Effect::Quit];
+    }
+    if state.modal.is_some() {
+        return on_modal_key(state, key);
+    }
+    let Some(action) = state.keymap.action(key) else {
+        return Vec::new();
+    };
+    on_action(state, action)
+}
+
+/// What an action does on the main screen.
+pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
+    state.redraw = true;
+    let logs_focused = state.focus == Pane::Logs;
+    let page = i64::from(layout::log_rows(state.width, state.height).max(2) - 1);
+    match action {
+        Action::Quit => {
+            state.quitting = true;
+            return vec![Effect::Quit];
+        }
+        Action::Up if logs_focused => scroll_logs(state, -1),
+        Action::Down if logs_focused => scroll_logs(state, 1),
+        Action::Up => select(state, state.selected.saturating_sub(1)),
+        Action::Down => select(state, state.selected + 1),
+        Action::PageUp => scroll_logs(state, -page),
+        Action::PageDown => scroll_logs(state, page),
+        Action::Top if logs_focused => {
+            if let Some(s) = state.services.get(state.selected) {
+                state.log_view.top(&s.logs);
+            }
+        }
+        Action::Bottom if logs_focused => state.log_view.anchor = None,
+        Action::Top => select(state, 0),
+        Action::Bottom => select(state, state.services.len().saturating_sub(1)),
+        Action::NextPane => state.focus = state.focus.cycle(true),
+        Action::PrevPane => state.focus = state.focus.cycle(false),
+        Action::Help => state.modal = Some(Modal::Help),
+        Action::Search => {
+            state.modal = Some(Modal::Prompt { purpose: PromptPurpose::Search, input: String::new() })
+        }
+        Action::NextMatch | Action::PrevMatch => {
+            if let Some(s) = state.services.get(state.selected) {
+                if !state.log_view.jump(&s.logs, action == Action::NextMatch) {
+                    let text = match &state.log_view.search {
+                        Some(search) => format!("no match for /{}", search.query),
+                        None => "no search: press / first".into(),
+                    };
+                    state.toast(ToastKind::Info, text);
+                }
+            }
+        }
+        Action::Follow => {
+            if let Some(s) = state.services.get(state.selected) {
+                state.log_view.toggle_follow(&s.logs);
+            }
+        }
+        Action::Wrap => state.log_view.wrap = !state.log_view.wrap,
+        Action::LevelFilter => {
+            if let Some(s) = state.services.get(state.selected) {
+                state.log_view.cycle_level(&s.logs);
+            }
+        }
+        Action::Dismiss => {
+            if state.log_view.search.take().is_none() {
+                state.toasts.clear();
+            }
+        }
+        Action::Rebuild | Action::Deploy | Action::Promote | Action::PromoteFull | Action::Rollback => {
+            return mutating(state, action);
+        }
+    }
+    Vec::new()
+}
+
+fn scroll_logs(state: &mut AppState, rows: i64) {
+    if let Some(s) = state.services.get(state.selected) {
+        state.log_view.scroll(&s.logs, rows);
+    }
+}
+
+fn mutating(state: &mut AppState, action: Action) -> Vec<Effect> {
+    let Some(service) = state.selected_service() else {
+        return Vec::new();
+    };
+    let name = service.info.name.clone();
+    if state.read_only {
+        state.toast(ToastKind::Info, format!("read-only: {} is disabled", action.short()));
+        return Vec::new();
+    }
+    let op = match action {
+        Action::Rebuild => Op::Rebuild,
+        Action::Promote => Op::Promote { full: false },
+        Action::PromoteFull => Op::Promote { full: true },
+        Action::Rollback => Op::Rollback,
+        _ => {
+            let image = service.deploy_suggestion();
+            state.modal = Some(Modal::Prompt { purpose: PromptPurpose::DeployImage { service: name }, input: image });
+            return Vec::new();
+        }
+    };
+    vec![state.request(name, op)]
+}
+
+fn on_modal_key(state: &mut AppState, key: Key) -> Vec<Effect> {
+    state.redraw = true;
+    let Some(modal) = state.modal.take() else {
+        return Vec::new();
+    };
+    match modal {
+        Modal::Help => {
+            // Any key closes help; it never triggers the key's action.
+            Vec::new()
+        }
+        Modal::Confirm { request, question } => match key.code {
+            KeyCode::Char('y' | 'Y') => {
+                let request = Request { confirmed: true, ..request };
+                vec![state.resubmit(request)]
+            }
+            KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+                state.toast(ToastKind::Info, format!("{} {} cancelled", request.service, request.op.name()));
+                Vec::new()
+            }
+            _ => {
+                state.modal = Some(Modal::Confirm { request, question });
+                Vec::new()
+            }
+        },
+        Modal::Prompt { purpose, mut input } => match key.code {
+            KeyCode::Esc => {
+                if let PromptPurpose::TypeName { request, .. } = &purpose {
+                    state.toast(ToastKind::Info, format!("{} {} cancelled", request.service, request.op.name()));
+                }
+                Vec::new()
+            }
+            KeyCode::Enter => submit_prompt(state, purpose, input),
+            KeyCode::Backspace => {
+                input.pop();
+                state.modal = Some(Modal::Prompt { purpose, input });
+                Vec::new()
+            }
+            KeyCode::Char('u') if key.ctrl => {
+                input.clear();
+                state.modal = Some(Modal::Prompt { purpose, input });
+                Vec::new()
+            }
+            KeyCode::Char(c) if !key.ctrl && !key.alt && input.chars().count() < 512 => {
+                input.push(c);
+                state.modal = Some(Modal::Prompt { purpose, input });
+                Vec::new()
+            }
+            _ => {
+                state.modal = Some(Modal::Prompt { purpose, input });
+                Vec::new()
+            }
+        },
+    }
+}
+
+fn submit_prompt(state: &mut AppState, purpose: PromptPurpose, input: String) -> Vec<Effect> {
+    match purpose {
+        PromptPurpose::Search => {
+            if let Some(s) = state.services.get(state.selected) {
+                state.log_view.set_search(input.trim(), &s.logs);
+                if state.log_view.search.as_ref().is_some_and(|s| s.matches.is_empty()) {
+                    state.toast(ToastKind::Info, format!("no match for /{}", input.trim()));
+                }
+            }
+            Vec::new()
+        }
+        PromptPurpose::DeployImage { service } => {
+            let image = input.trim().to_owned();
+            if image.is_empty() {
+                state.toast(ToastKind::Info, "deploy cancelled: no image given");
+                return Vec::new();
+            }
+            vec![state.request(service, Op::Deploy { image })]
+        }
+        PromptPurpose::TypeName { request, .. } => {
+            let request = Request { typed_name: Some(input.trim().to_owned()), ..request };
+            vec![state.resubmit(request)]
+        }
+    }
+}
+
+fn on_click(state: &mut AppState, column: u16, row: u16) {
+    if state.modal.is_some() {
+        return;
+    }
+    let areas = layout::main(ratatui::layout::Rect::new(0, 0, state.width, state.height));
+    let Some(areas) = areas else { return };
+    let list = areas.services_inner();
+    if list.contains(ratatui::layout::Position::new(column, row)) {
+        state.focus = Pane::Services;
+        let rows = state.list_rows();
+        let selected_row = rows.iter().position(|r| *r == ListRow::Service(state.selected)).unwrap_or(0);
+        let offset = list_offset(selected_row, list.height as usize);
+        if let Some(ListRow::Service(i)) = rows.get(offset + (row - list.y) as usize) {
+            select(state, *i);
+        }
+        state.redraw = true;
+        return;
+    }
+    for (pane, rect) in areas.panes() {
+        if rect.contains(ratatui::layout::Position::new(column, row)) {
+            state.focus = pane;
+            state.redraw = true;
+        }
+    }
+}
+
+fn on_scroll(state: &mut AppState, column: u16, row: u16, lines: i16) {
+    let Some(areas) = layout::main(ratatui::layout::Rect::new(0, 0, state.width, state.height)) else {
+        return;
+    };
+    let at = ratatui::layout::Position::new(column, row);
+    if areas.logs.contains(at) {
+        scroll_logs(state, i64::from(lines));
+        state.redraw = true;
+    } else if areas.services.contains(at) {
+        let target = state.selected as i64 + i64::from(lines.signum());
+        select(state, target.max(0) as usize);
+    }
+}

@@ -1,0 +1,122 @@
+//! The canary pane: the traffic split (target and actual), where it stands
+//! in the plan, canary against primary, and the verdict in words.
+
+use super::{bar, fit, pad, pane_block, percent, title};
+use crate::domain::canary::Verdict;
+use crate::state::{AppState, Pane};
+use crate::theme::Theme;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let service = state.selected_service();
+    let name = service.map_or("", |s| s.info.name.as_str());
+    let block = pane_block(title(&["Canary", name], theme), Pane::Canary, state, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let Some(service) = service else { return };
+
+    let mut lines: Vec<Line> = Vec::new();
+    if !service.info.stage.uses_canary() {
+        lines.push(Line::styled("prototype: deploys go straight", theme.dim));
+        lines.push(Line::styled("to the primary, no canary", theme.dim));
+        if let Some(t) = &service.traffic {
+            lines.push(Line::styled(fit(&format!("primary {}", t.primary_image), width), theme.text));
+        }
+        frame.render_widget(Paragraph::new(lines), inner);
+        return;
+    }
+    let Some(traffic) = &service.traffic else {
+        frame.render_widget(Paragraph::new(Line::styled("no traffic data yet", theme.dim)), inner);
+        return;
+    };
+    let weight = service.canary_weight();
+    let label_width = 8;
+    let image_width = (width / 4).clamp(6, 16);
+    let bar_width = width.saturating_sub(label_width + image_width + 7).max(4);
+    let split_line = |label: &str, image: &str, share: u8, style| {
+        let (done, todo) = bar(f64::from(share) / 100.0, bar_width);
+        Line::from(vec![
+            Span::styled(pad(label, label_width), theme.dim),
+            Span::styled(pad(&short_image(image), image_width), theme.text),
+            Span::raw(" "),
+            Span::styled(done, style),
+            Span::styled(todo, theme.faint),
+            Span::styled(format!("{share:>4} %"), theme.text),
+        ])
+    };
+    lines.push(split_line("primary", &traffic.primary_image, 100 - weight, theme.ok));
+    match &traffic.canary_image {
+        Some(image) if weight > 0 => lines.push(split_line("canary", image, weight, theme.canary)),
+        _ => {
+            lines.push(Line::styled("no canary in flight: d deploys one", theme.dim));
+            frame.render_widget(Paragraph::new(lines), inner);
+            return;
+        }
+    }
+
+    // Plan position, with the actual share when a source can tell it.
+    let plan = &service.info.plan;
+    let position = plan.position(weight);
+    let mut steps: Vec<Span> = vec![Span::styled(format!("step {} of {}  ", position.step, position.of), theme.text)];
+    for (i, step) in plan.steps().iter().chain(std::iter::once(&100)).enumerate() {
+        if i > 0 {
+            steps.push(Span::styled("→", theme.faint));
+        }
+        let text = format!("{step}");
+        if *step == weight {
+            steps.push(Span::styled(format!("[{text}]"), theme.accent));
+        } else {
+            steps.push(Span::styled(text, theme.dim));
+        }
+    }
+    let actual = match traffic.actual_weight {
+        Some(a) => format!("  actual {a:.1} %"),
+        None => "  actual n/a".into(),
+    };
+    steps.push(Span::styled(actual, theme.dim));
+    if let Some(note) = &traffic.note {
+        steps.push(Span::styled(format!("  {note}"), theme.dim));
+    }
+    lines.push(Line::from(steps));
+
+    if let Some((primary, canary)) = &service.analysis {
+        lines.push(Line::styled(format!("{}{}p99", pad("", label_width), pad("success", 11)), theme.dim));
+        for (label, m, style) in [("primary", primary, theme.text), ("canary", canary, theme.canary)] {
+            lines.push(Line::from(vec![
+                Span::styled(pad(label, label_width), theme.dim),
+                Span::styled(pad(&percent(m.success_pct), 11), style),
+                Span::styled(format!("{:.0} ms", m.p99_ms), style),
+                Span::styled(format!("  {:.0} req", m.requests), theme.faint),
+            ]));
+        }
+    }
+    if let Some(verdict) = &service.verdict {
+        let (label, style) = match verdict {
+            Verdict::Healthy(_) => ("✓ HEALTHY", theme.ok),
+            Verdict::Failing(_) => ("✗ FAILING", theme.bad),
+            Verdict::NotEnoughData(_) => ("… NOT ENOUGH DATA", theme.warn),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(label, style),
+            Span::raw(" "),
+            Span::styled(fit(verdict.reason(), width.saturating_sub(label.chars().count() + 1)), theme.text),
+        ]));
+    }
+    // Keep the verdict visible when the pane is short: drop the table first.
+    let height = inner.height as usize;
+    if lines.len() > height && lines.len() >= 4 {
+        let verdict = lines.pop();
+        lines.truncate(height.saturating_sub(1));
+        lines.extend(verdict);
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// `registry.example/shop/checkout:1.5.0` → `checkout:1.5.0`.
+pub fn short_image(image: &str) -> String {
+    image.rsplit('/').next().unwrap_or(image).to_owned()
+}

@@ -1,0 +1,128 @@
+//! The rollout pane: phase, generation, replica counts with a progress bar,
+//! revision history, conditions, and the build in progress.
+
+use super::{bar, fit, pad, pane_block, title};
+use crate::domain::rollout::RolloutPhase;
+use crate::state::{AppState, Pane};
+use crate::theme::Theme;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let service = state.selected_service();
+    let name = service.map_or("", |s| s.info.name.as_str());
+    let block = pane_block(title(&["Rollout", name], theme), Pane::Rollout, state, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let height = inner.height as usize;
+
+    let Some(service) = service else { return };
+    let mut lines: Vec<Line> = Vec::new();
+    let build_line = service.build.as_ref().map(|b| {
+        let elapsed = b.finished.unwrap_or(state.now).since(b.started);
+        let (text, style) = match (&b.tag, &b.error) {
+            (Some(tag), _) => (format!("built {tag} in {:.1}s", elapsed.as_secs_f64()), theme.ok),
+            (None, Some(error)) => (format!("build failed at step {}/{}: {error}", b.step, b.of), theme.bad),
+            _ => {
+                let (done, todo) = bar(f64::from(b.step) / f64::from(b.of.max(1)), 10);
+                (format!("building step {}/{} {done}{todo} {:.1}s", b.step, b.of, elapsed.as_secs_f64()), theme.accent)
+            }
+        };
+        Line::styled(fit(&text, width), style)
+    });
+
+    let Some(rollout) = &service.rollout else {
+        lines.push(Line::styled("no rollout data yet", theme.dim));
+        lines.extend(build_line);
+        frame.render_widget(Paragraph::new(lines), inner);
+        return;
+    };
+    let (glyph, style) = match rollout.phase {
+        RolloutPhase::Complete => ("✓ Complete", theme.ok),
+        RolloutPhase::Progressing => ("⟳ Progressing", theme.accent),
+        RolloutPhase::Failed => ("✗ Failed", theme.bad),
+        RolloutPhase::Paused => ("‖ Paused", theme.warn),
+    };
+    let revision = match (rollout.revisions.first(), rollout.revisions.get(1)) {
+        (Some(new), Some(old)) if rollout.phase == RolloutPhase::Progressing => format!("rev {} → {}", old.number, new.number),
+        (Some(new), _) => format!("rev {}", new.number),
+        _ => String::new(),
+    };
+    let generation = if rollout.generation_observed() {
+        Span::styled(format!("gen {} seen", rollout.generation), theme.dim)
+    } else {
+        Span::styled(format!("gen {} not seen", rollout.generation), theme.warn)
+    };
+    lines.push(Line::from(vec![
+        Span::styled(glyph, style),
+        Span::raw("  "),
+        Span::styled(revision, theme.text),
+        Span::raw("  "),
+        generation,
+    ]));
+    let r = rollout.replicas;
+    lines.push(Line::styled(
+        fit(&format!("desired {}  updated {}  ready {}  available {}", r.desired, r.updated, r.ready, r.available), width),
+        theme.text,
+    ));
+    let bar_width = width.saturating_sub(22).clamp(4, 30);
+    let (done, todo) = bar(f64::from(r.updated) / f64::from(r.desired.max(1)), bar_width);
+    lines.push(Line::from(vec![
+        Span::styled(done, style),
+        Span::styled(todo, theme.faint),
+        Span::styled(format!(" {}", fit(&rollout.explain(), width.saturating_sub(bar_width + 1))), theme.dim),
+    ]));
+
+    // What must stay: the build line and the conditions; revisions fill the rest.
+    let conditions = conditions_line(rollout, width, theme);
+    let reserved = lines.len() + 1 + usize::from(build_line.is_some());
+    let room = height.saturating_sub(reserved);
+    if room >= 2 {
+        let image_width = width.saturating_sub(5 + 5);
+        lines.push(Line::styled(format!("REV  {}AGE", pad("IMAGE", image_width)), theme.dim));
+        for rev in rollout.revisions.iter().take(room - 1) {
+            let current = rev.image == rollout.image;
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:>3}  ", rev.number), theme.dim),
+                Span::styled(pad(&rev.image, image_width), if current { theme.text } else { theme.dim }),
+                Span::styled(state.now.since(rev.created).age(), theme.dim),
+            ]));
+        }
+    }
+    lines.push(conditions);
+    lines.extend(build_line);
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn conditions_line<'a>(rollout: &crate::domain::RolloutStatus, width: usize, theme: &Theme) -> Line<'a> {
+    let mut spans = Vec::new();
+    for c in &rollout.conditions {
+        let (mark, style) = if c.ok { ("✓", theme.ok) } else { ("✗", theme.bad) };
+        let text = if c.ok { format!("{} {mark}  ", c.kind) } else { format!("{} {mark} {}  ", c.kind, c.reason) };
+        spans.push(Span::styled(text, style));
+    }
+    let failing = rollout.conditions.iter().find(|c| !c.ok && !c.message.is_empty());
+    if let Some(c) = failing {
+        spans.push(Span::styled(c.message.clone(), theme.dim));
+    }
+    let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+    if text.chars().count() > width {
+        // Too long: keep the styles of the first spans, cut the text.
+        let mut used = 0;
+        let mut kept = Vec::new();
+        for span in spans {
+            let w = span.content.chars().count();
+            if used + w > width {
+                kept.push(Span::styled(fit(&span.content, width - used), span.style));
+                break;
+            }
+            used += w;
+            kept.push(span);
+        }
+        return Line::from(kept);
+    }
+    Line::from(spans)
+}
