@@ -6,9 +6,15 @@
 //! policy, read-only, confirmation, audit) → backend → events.
 
 pub mod action;
+pub mod app;
+pub mod audit;
+pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod event;
+pub mod executor;
 pub mod state;
 pub mod theme;
+pub mod tui;
 pub mod ui;

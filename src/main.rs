@@ -1,1 +1,148 @@
-fn main(){}
+//! The `cockpit` binary: parse the command line, load the config, pick the
+//! backend, and run the loop inside a terminal guard.
+
+use clap::Parser;
+use cockpit::action::Keymap;
+use cockpit::app::Loop;
+use cockpit::audit::AuditLog;
+use cockpit::backend::sim::{self, SimBackend, SimFleet, SimOptions};
+use cockpit::clock::Clock;
+use cockpit::config::{Config, Scenario};
+use cockpit::domain::Timestamp;
+use cockpit::executor::{self, Executor};
+use cockpit::state::{AppState, Msg};
+use cockpit::theme::Theme;
+use cockpit::tui::{self, TerminalGuard};
+use color_eyre::eyre::{WrapErr, eyre};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// A terminal cockpit for teams that run microservices: services by stage,
+/// live logs, rollouts, canaries and SLO health, with keys to rebuild,
+/// deploy, promote and roll back.
+#[derive(Debug, Parser)]
+#[command(name = "cockpit", version, about)]
+struct Cli {
+    /// Run on the built-in simulated fleet (the default while no real
+    /// backend is configured).
+    #[arg(long)]
+    demo: bool,
+    /// Config file; default ./cockpit.toml, then ~/.config/cockpit/cockpit.toml.
+    #[arg(long, env = "COCKPIT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Seed of the simulated fleet: the same seed gives the same fleet.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// What the simulated fleet is going through.
+    #[arg(long, value_enum)]
+    scenario: Option<Scenario>,
+    /// Simulated log lines per second per pod.
+    #[arg(long)]
+    log_rate: Option<f64>,
+    /// Simulated seconds per real second.
+    #[arg(long)]
+    speed: Option<f64>,
+    /// dark, light, high-contrast, or a theme file. NO_COLOR wins.
+    #[arg(long)]
+    theme: Option<String>,
+    /// Show everything, change nothing: every action is refused.
+    #[arg(long)]
+    read_only: bool,
+    /// Where actions are recorded; default $XDG_STATE_HOME/cockpit/audit.jsonl.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    if let Err(report) = color_eyre::install() {
+        eprintln!("cockpit: {report}");
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("cockpit: {report:?}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> color_eyre::Result<()> {
+    let (config, _config_path) = Config::discover(cli.config.as_deref()).map_err(|e| eyre!("{e}"))?;
+    let real_backends: Vec<&str> = [
+        config.kubernetes.as_ref().map(|_| "[kubernetes]"),
+        config.prometheus.as_ref().map(|_| "[prometheus]"),
+        config.docker.as_ref().map(|_| "[docker]"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !cli.demo && !real_backends.is_empty() {
+        return Err(eyre!(
+            "the config asks for {} but this build of cockpit only has the simulated fleet; \
+             run `cockpit --demo`, or remove those sections",
+            real_backends.join(", ")
+        ));
+    }
+    let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        Theme::monochrome()
+    } else {
+        let name = cli.theme.as_deref().or(config.theme.as_deref()).unwrap_or("dark");
+        Theme::load(name).map_err(|e| eyre!("{e}"))?
+    };
+    let keymap = Keymap::with_overrides(&config.keys).map_err(|e| eyre!("{e}"))?;
+    let read_only = cli.read_only || config.read_only;
+    let audit = match cli.audit_log.clone().or_else(AuditLog::default_path) {
+        Some(path) => AuditLog::at(path),
+        None => AuditLog::disabled(),
+    };
+
+    let speed = cli.speed.unwrap_or(config.demo.speed);
+    let options = SimOptions {
+        seed: cli.seed.unwrap_or(config.demo.seed),
+        scenario: cli.scenario.unwrap_or(config.demo.scenario),
+        log_rate: cli.log_rate.unwrap_or(config.demo.log_rate),
+        max_line: config.logs.max_line_bytes,
+        start: Timestamp::now(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    let result = runtime.block_on(async move {
+        let clock = Clock::starting_at(options.start, speed);
+        let fleet = SimFleet::new(options);
+        let info = fleet.backend_info();
+        let team = fleet.team().to_string();
+        let backend = SimBackend::new(fleet);
+        let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
+        state.team = Some(config.team.clone().unwrap_or(team));
+
+        let (events, mut inbox) = mpsc::channel::<Msg>(4096);
+        let (requests, request_inbox) = mpsc::channel(64);
+        let executor = Executor::new(backend.clone(), read_only, audit, clock).with_identity(
+            &executor::current_user(),
+            &info.kind,
+            &info.context,
+        );
+        tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
+        tokio::spawn(sim::run(backend, clock, events.clone()));
+        tokio::spawn(tui::signals(events.clone()));
+
+        let mut guard = TerminalGuard::enter().wrap_err("cannot take over the terminal")?;
+        let size = guard.terminal.size()?;
+        let _ = events.send(Msg::Resize { width: size.width, height: size.height }).await;
+        tokio::spawn(tui::input(events));
+        let mut app = Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+        let result = app.run(&mut guard.terminal).await;
+        drop(guard);
+        result
+    });
+    // Background tasks (a blocked stdin read among them) must not keep the
+    // process alive after the terminal is restored.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
+}

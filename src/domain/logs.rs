@@ -97,6 +97,9 @@ impl LogLine {
         }
         if line.level.is_none() {
             line.level = plain_level(&line.text);
+            if line.level.is_some() {
+                strip_leading_level(&mut line.text);
+            }
         }
         if cut > 0 {
             line.text.push_str(&format!(" … [cut {cut} bytes]"));
@@ -201,6 +204,18 @@ fn plain_level(text: &str) -> Option<Level> {
         }
     }
     None
+}
+
+/// `INFO GET /` → `GET /`: the level has its own column.
+fn strip_leading_level(text: &mut String) {
+    let word_end = text.find(' ').unwrap_or(text.len());
+    let word = text[..word_end].trim_end_matches(':');
+    let word = word.strip_prefix("level=").unwrap_or(word);
+    let word = word.trim_start_matches('[').trim_end_matches(']');
+    if Level::parse(word).is_some() && (word.chars().all(|c| c.is_ascii_uppercase()) || text.starts_with("level=")) {
+        let rest = text[word_end..].trim_start().to_owned();
+        *text = rest;
+    }
 }
 
 const MESSAGE_KEYS: [&str; 3] = ["msg", "message", "text"];
@@ -339,7 +354,7 @@ mod tests {
     #[test]
     fn escape_sequences_and_controls_never_reach_the_screen() {
         let l = line(b"\x1b[31mERROR\x1b[0m boom\x07 \x1b]0;pwned title\x07done\r");
-        assert_eq!(l.text, "ERROR boom done");
+        assert_eq!(l.text, "boom done");
         assert_eq!(l.level, Some(Level::Error));
         let l = line("\u{9b}2Jclear \u{202e}evil".as_bytes());
         assert_eq!(l.text, "clear evil");
@@ -379,6 +394,8 @@ mod tests {
     #[test]
     fn levels_are_read_from_words_and_inherited_by_continuations() {
         assert_eq!(line(b"2026 WARN disk almost full").level, Some(Level::Warn));
+        let l = line(b"INFO GET / 200");
+        assert_eq!((l.level, l.text.as_str()), (Some(Level::Info), "GET / 200"));
         assert_eq!(line(b"ts=1 level=debug cache miss").level, Some(Level::Debug));
         assert_eq!(line(b"the info desk is open").level, None);
         let mut buffer = LogBuffer::new(10);

@@ -34,6 +34,8 @@ pub enum Msg {
     Tick,
     Source(SourceEvent),
     Exec(ExecEvent),
+    /// A signal asked the process to end (SIGTERM, SIGHUP, SIGINT).
+    Quit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +124,8 @@ pub struct AppState {
     /// Something visible changed since the last frame.
     pub redraw: bool,
     pub quitting: bool,
+    /// Until the user picks a service, the selection follows the worst one.
+    pub user_moved: bool,
     next_request: u64,
 }
 
@@ -147,6 +151,7 @@ impl AppState {
             log_capacity,
             redraw: true,
             quitting: false,
+            user_moved: false,
             next_request: 1,
         }
     }
@@ -182,6 +187,19 @@ impl AppState {
             frontier.extend(service.info.depends_on.iter().map(String::as_str));
         }
         culprit
+    }
+
+    /// The service most in need of attention: paging before ticket before
+    /// ok, mission-critical before production before prototype.
+    pub fn worst_service(&self) -> Option<usize> {
+        let rank = |s: &ServiceView| {
+            let status = s.slo_status().unwrap_or(SloStatus::Ok);
+            let failing = s.live_verdict().is_some_and(|v| v.is_failing());
+            (status, failing, s.info.stage)
+        };
+        let (best, worst) = self.services.iter().enumerate().max_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(b.0.cmp(&a.0)))?;
+        let calm = worst.slo_status().unwrap_or(SloStatus::Ok) == SloStatus::Ok && !worst.live_verdict().is_some_and(|v| v.is_failing());
+        (!calm).then_some(best)
     }
 
     /// When the loop must wake up even if no event arrives.
@@ -279,6 +297,10 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
             on_exec(state, event);
             Vec::new()
         }
+        Msg::Quit => {
+            state.quitting = true;
+            vec![Effect::Quit]
+        }
     }
 }
 
@@ -304,6 +326,11 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
                 s.slo = Some(report);
                 s.metrics_error = None;
             });
+            if !state.user_moved {
+                if let Some(worst) = state.worst_service() {
+                    select(state, worst);
+                }
+            }
         }
         SourceEvent::MetricsError { service, message } => {
             with_service(state, &service, |s| s.metrics_error = Some(message));
@@ -443,8 +470,14 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Up if logs_focused => scroll_logs(state, -1),
         Action::Down if logs_focused => scroll_logs(state, 1),
-        Action::Up => select(state, state.selected.saturating_sub(1)),
-        Action::Down => select(state, state.selected + 1),
+        Action::Up => {
+            state.user_moved = true;
+            select(state, state.selected.saturating_sub(1));
+        }
+        Action::Down => {
+            state.user_moved = true;
+            select(state, state.selected + 1);
+        }
         Action::PageUp => scroll_logs(state, -page),
         Action::PageDown => scroll_logs(state, page),
         Action::Top if logs_focused => {
@@ -453,8 +486,14 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::Bottom if logs_focused => state.log_view.anchor = None,
-        Action::Top => select(state, 0),
-        Action::Bottom => select(state, state.services.len().saturating_sub(1)),
+        Action::Top => {
+            state.user_moved = true;
+            select(state, 0);
+        }
+        Action::Bottom => {
+            state.user_moved = true;
+            select(state, state.services.len().saturating_sub(1));
+        }
         Action::NextPane => state.focus = state.focus.cycle(true),
         Action::PrevPane => state.focus = state.focus.cycle(false),
         Action::Help => state.modal = Some(Modal::Help),
@@ -618,6 +657,7 @@ fn on_click(state: &mut AppState, column: u16, row: u16) {
         let selected_row = rows.iter().position(|r| *r == ListRow::Service(state.selected)).unwrap_or(0);
         let offset = list_offset(selected_row, list.height as usize);
         if let Some(ListRow::Service(i)) = rows.get(offset + (row - list.y) as usize) {
+            state.user_moved = true;
             select(state, *i);
         }
         state.redraw = true;
@@ -641,6 +681,7 @@ fn on_scroll(state: &mut AppState, column: u16, row: u16, lines: i16) {
         state.redraw = true;
     } else if areas.services.contains(at) {
         let target = state.selected as i64 + i64::from(lines.signum());
+        state.user_moved = true;
         select(state, target.max(0) as usize);
     }
 }

@@ -94,24 +94,31 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             ]));
         }
     }
+    let height = inner.height as usize;
     if let Some(verdict) = &service.verdict {
         let (label, style) = match verdict {
             Verdict::Healthy(_) => ("✓ HEALTHY", theme.ok),
             Verdict::Failing(_) => ("✗ FAILING", theme.bad),
             Verdict::NotEnoughData(_) => ("… NOT ENOUGH DATA", theme.warn),
         };
-        lines.push(Line::from(vec![
-            Span::styled(label, style),
-            Span::raw(" "),
-            Span::styled(fit(verdict.reason(), width.saturating_sub(label.chars().count() + 1)), theme.text),
-        ]));
-    }
-    // Keep the verdict visible when the pane is short: drop the table first.
-    let height = inner.height as usize;
-    if lines.len() > height && lines.len() >= 4 {
-        let verdict = lines.pop();
-        lines.truncate(height.saturating_sub(1));
-        lines.extend(verdict);
+        // The verdict and its reasons always show: the table gives way.
+        let mut verdict_lines = vec![Line::styled(label, style)];
+        for reason in verdict.reason().split("; ") {
+            verdict_lines.push(Line::styled(fit(reason, width), theme.text));
+        }
+        if lines.len() + verdict_lines.len() > height {
+            // Put the label and first reason on one line, then cut the table.
+            let first = verdict_lines.remove(1);
+            verdict_lines[0] = Line::from(vec![
+                Span::styled(label, style),
+                Span::raw(" "),
+                Span::styled(fit(&first.to_string(), width.saturating_sub(label.chars().count() + 1)), theme.text),
+            ]);
+            let keep = height.saturating_sub(verdict_lines.len()).max(2.min(height));
+            lines.truncate(keep);
+            verdict_lines.truncate(height.saturating_sub(lines.len()));
+        }
+        lines.extend(verdict_lines);
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -88,7 +88,7 @@ pub fn percent(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".into();
     }
-    if value >= 99.0 && value < 100.0 {
+    if (99.0..100.0).contains(&value) || value.abs() < 1.0 {
         format!("{value:.2} %")
     } else {
         format!("{value:.1} %")

@@ -74,21 +74,23 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         return;
     }
     let rules = rules_text(report);
-    let label = format!("error ratio, last {}h ", report.error_history.len() / 60);
+    // Full scale is the worst minute shown, but never less than the error
+    // ratio that burns exactly the budget (burn 1): a healthy service looks
+    // flat, a burning one fills the chart.
+    let peak = report.error_history.iter().copied().fold(report.spec.allowed_error_ratio(), f64::max);
+    let label = format!("error ratio {}h, max {} ", report.error_history.len() / 60, super::percent(peak * 100.0));
+    let label_width = label.chars().count() as u16;
     let rules_width = (rules.chars().count() as u16 + 1).min(inner.width / 2);
     let chart = Rect {
-        x: inner.x + label.len() as u16,
+        x: inner.x + label_width,
         y: inner.y + 2,
-        width: inner.width.saturating_sub(label.len() as u16 + rules_width),
+        width: inner.width.saturating_sub(label_width + rules_width),
         height: chart_rows,
     };
-    let label_area = Rect { y: inner.y + 2 + chart_rows - 1, height: 1, width: label.len() as u16, ..inner };
+    let label_area = Rect { y: inner.y + 2 + chart_rows - 1, height: 1, width: label_width, ..inner };
     frame.render_widget(Paragraph::new(Line::styled(label, theme.dim)), label_area);
-    // Scale so the page threshold's error ratio fills the chart: the
-    // picture says "how close to paging", not just "up or down".
-    let page_ratio = report.spec.allowed_error_ratio() * report.spec.rules()[0].threshold;
     let samples = downsample(&report.error_history, chart.width as usize);
-    let data: Vec<u64> = samples.iter().map(|r| ((r / page_ratio).min(1.0) * 100.0).round() as u64).collect();
+    let data: Vec<u64> = samples.iter().map(|r| ((r / peak).min(1.0) * 100.0).round() as u64).collect();
     let spark_style = status_style(report.status, theme);
     frame.render_widget(Sparkline::default().data(&data).max(100).style(spark_style), chart);
     let rules_area = Rect {

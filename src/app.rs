@@ -1,0 +1,100 @@
+//! The loop: wait for a message, fold it in with `update`, hand effects to
+//! the executor, draw when something visible changed.
+//!
+//! It sleeps on its inbox and, only when the state asks for it (a toast to
+//! expire, a build timer to animate), on one deadline. With quiet sources
+//! and no input it does not wake at all: an idle cockpit uses no CPU.
+//! Bursts are coalesced: everything already queued is folded in before the
+//! next frame, and frames are at most ~60 per second.
+
+use crate::clock::Clock;
+use crate::event::Request;
+use crate::state::{AppState, Effect, Msg, update};
+use crate::theme::Theme;
+use crate::ui;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Fastest frame rate under load.
+const MIN_FRAME: Duration = Duration::from_millis(16);
+/// Messages folded in before a frame is considered.
+const BATCH: usize = 1024;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Frames drawn.
+    pub frames: u64,
+    /// Times the loop woke up (a message or a deadline).
+    pub wakeups: u64,
+}
+
+pub struct Loop<'a> {
+    pub state: &'a mut AppState,
+    pub theme: &'a Theme,
+    pub clock: Clock,
+    pub inbox: &'a mut mpsc::Receiver<Msg>,
+    pub requests: mpsc::Sender<Request>,
+    pub stats: LoopStats,
+}
+
+impl Loop<'_> {
+    /// Runs until the user quits or every sender is gone.
+    pub async fn run<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> color_eyre::Result<()>
+    where
+        B::Error: Send + Sync + 'static,
+    {
+        let mut last_frame: Option<Instant> = None;
+        loop {
+            let mut frame_due = None;
+            if self.state.redraw {
+                let now = Instant::now();
+                match last_frame {
+                    Some(at) if now < at + MIN_FRAME => frame_due = Some(at + MIN_FRAME),
+                    _ => {
+                        terminal.draw(|frame| ui::draw(frame, self.state, self.theme))?;
+                        self.state.redraw = false;
+                        self.stats.frames += 1;
+                        last_frame = Some(now);
+                    }
+                }
+            }
+            let deadline = [self.state.next_deadline().map(|t| self.clock.instant_at(t)), frame_due]
+                .into_iter()
+                .flatten()
+                .min();
+            let first = tokio::select! {
+                msg = self.inbox.recv() => match msg {
+                    Some(msg) => msg,
+                    None => return Ok(()),
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => Msg::Tick,
+            };
+            self.stats.wakeups += 1;
+            let mut next = Some(first);
+            let mut folded = 0;
+            while let Some(msg) = next {
+                for effect in update(self.state, self.clock.now(), msg) {
+                    match effect {
+                        Effect::Quit => return Ok(()),
+                        Effect::Execute(request) => {
+                            // The executor is gone only while shutting down.
+                            let _ = self.requests.send(request).await;
+                        }
+                    }
+                }
+                folded += 1;
+                next = if folded < BATCH { self.inbox.try_recv().ok() } else { None };
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,117 @@
+//! The boundary every workload backend sits behind: facts the executor
+//! judges policy on, and plans it applies. Sources (the tasks that watch a
+//! backend) send `event::SourceEvent`s; this trait is the way back in.
+//!
+//! The simulated fleet implements it today; Kubernetes and Docker plug in
+//! here without touching state or UI.
+
+pub mod sim;
+
+use crate::domain::canary::{CanaryPlan, Verdict};
+use crate::domain::slo::SloStatus;
+use crate::domain::Stage;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+
+/// What the executor needs to know, read fresh at the moment it decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub stage: Stage,
+    pub plan: CanaryPlan,
+    pub primary_image: String,
+    pub canary_image: Option<String>,
+    /// Percent of traffic on the canary; 0 when none.
+    pub canary_weight: u8,
+    /// The canary analysis, while a canary is live.
+    pub verdict: Option<Verdict>,
+    pub slo_status: Option<SloStatus>,
+    /// The image of the revision before the current one, for undo.
+    pub previous_image: Option<String>,
+    pub rollout_paused: bool,
+    pub building: bool,
+    /// Optimistic-concurrency token (a resourceVersion): a plan based on
+    /// stale facts must fail instead of overwriting someone else's change.
+    pub token: u64,
+}
+
+/// A concrete change, decided by policy from an `event::Op` and facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "plan")]
+pub enum Plan {
+    Rebuild,
+    /// Prototypes: replace the primary's image at once.
+    DeployPrimary { image: String },
+    /// Production and mission-critical: start (or replace) the canary.
+    StartCanary { image: String, weight: u8 },
+    SetCanaryWeight { from: u8, to: u8 },
+    /// The canary's version becomes the primary's; traffic returns to the
+    /// primary and the canary is emptied once the primary has rolled out.
+    PromoteFull,
+    /// Canary traffic to 0 and the canary scaled to 0.
+    AbortCanary,
+    /// Like `kubectl rollout undo`: the previous revision's template.
+    UndoPrimary,
+}
+
+/// The state an action touched, before and after, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub image: String,
+    pub canary_image: Option<String>,
+    pub weight: u8,
+    pub revision: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub before: Snapshot,
+    pub after: Snapshot,
+    /// One line for the toast and the timeline: "canary 5 → 25 %".
+    pub summary: String,
+}
+
+/// Who acts, on what they saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionContext {
+    pub user: String,
+    /// The `Facts::token` the plan was decided on.
+    pub token: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    NotFound(String),
+    /// Someone else changed the object since it was read.
+    Conflict(String),
+    /// The backend cannot do this (e.g. no earlier revision).
+    Unsupported(String),
+    /// Not reachable right now.
+    Unavailable(String),
+    Failed(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::NotFound(what) => write!(f, "{what} not found"),
+            BackendError::Conflict(what) => write!(f, "changed by someone else ({what}); refreshed, nothing was overwritten"),
+            BackendError::Unsupported(why) | BackendError::Failed(why) => f.write_str(why),
+            BackendError::Unavailable(why) => write!(f, "backend unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// A backend that runs services and can change them.
+pub trait Workloads: Send + Sync + 'static {
+    fn facts(&self, service: &str) -> impl Future<Output = Result<Facts, BackendError>> + Send;
+
+    fn apply(
+        &self,
+        service: &str,
+        plan: &Plan,
+        context: &ActionContext,
+    ) -> impl Future<Output = Result<Change, BackendError>> + Send;
+}

@@ -1,0 +1,145 @@
+//! Stage policy: what an operation may do to a service, given fresh facts,
+//! read-only mode and the answers the user gave. Pure, so every rule is
+//! tested without a backend.
+//!
+//! - prototype: deploy goes straight to the primary, no question; nothing to promote.
+//! - production: deploy starts a canary at the first step; a full promotion asks y/n.
+//! - mission-critical: as production, and a promotion is refused while the
+//!   canary fails its analysis or the SLO pages, unless the user types the
+//!   service's name (audited as forced).
+//! - roll back: canary to 0, else undo the primary's last revision; y/n
+//!   outside prototypes.
+
+use crate::backend::{Facts, Plan};
+use crate::domain::canary::{Promotion, Verdict};
+use crate::domain::slo::SloStatus;
+use crate::domain::Stage;
+use crate::event::{Op, Question, Request};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Run { plan: Plan, forced: bool },
+    Ask(Question),
+    Refuse(String),
+}
+
+pub fn decide(request: &Request, facts: &Facts, read_only: bool) -> Decision {
+    if read_only {
+        return Decision::Refuse("read-only mode: cockpit sends no changes".into());
+    }
+    let service = request.service.as_str();
+    match &request.op {
+        Op::Rebuild => {
+            if facts.building {
+                Decision::Refuse(format!("a build of {service} is already running"))
+            } else {
+                Decision::Run { plan: Plan::Rebuild, forced: false }
+            }
+        }
+        Op::Deploy { image } => deploy(request, facts, image),
+        Op::Promote { full } => promote(request, facts, *full),
+        Op::Rollback => rollback(request, facts),
+    }
+}
+
+fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
+    let image = image.trim();
+    if image.is_empty() || image.chars().any(char::is_whitespace) {
+        return Decision::Refuse(format!("`{image}` is not an image reference"));
+    }
+    if !facts.stage.uses_canary() {
+        if image == facts.primary_image {
+            return Decision::Refuse(format!("{} already runs {image}", request.service));
+        }
+        return Decision::Run { plan: Plan::DeployPrimary { image: image.into() }, forced: false };
+    }
+    if image == facts.primary_image {
+        return Decision::Refuse(format!("the primary already runs {image}: nothing to canary"));
+    }
+    // Replacing a canary that is in flight throws its progress away: ask.
+    if let Some(current) = facts.canary_image.as_deref().filter(|_| facts.canary_weight > 0) {
+        if current != image && !request.confirmed {
+            return Decision::Ask(Question::YesNo(format!(
+                "{} has canary {current} at {} %. Replace it with {image} at {} %?",
+                request.service,
+                facts.canary_weight,
+                facts.plan.first()
+            )));
+        }
+    }
+    Decision::Run { plan: Plan::StartCanary { image: image.into(), weight: facts.plan.first() }, forced: false }
+}
+
+fn promote(request: &Request, facts: &Facts, full: bool) -> Decision {
+    let service = request.service.as_str();
+    if !facts.stage.uses_canary() {
+        return Decision::Refuse("prototypes deploy straight to the primary: nothing to promote".into());
+    }
+    if facts.canary_image.is_none() || facts.canary_weight == 0 {
+        return Decision::Refuse(format!("{service} has no canary in flight: deploy one first"));
+    }
+    let next = if full { Promotion::Full } else { facts.plan.next(facts.canary_weight) };
+    let mut forced = false;
+    if facts.stage == Stage::MissionCritical {
+        if let Some(reason) = gate_reason(facts) {
+            match request.typed_name.as_deref() {
+                Some(typed) if typed == service => forced = true,
+                Some(typed) => {
+                    return Decision::Refuse(format!("typed `{typed}`, not `{service}`: promotion not forced"));
+                }
+                None => return Decision::Ask(Question::TypeName { reason }),
+            }
+        }
+    }
+    match next {
+        Promotion::Step(to) => Decision::Run { plan: Plan::SetCanaryWeight { from: facts.canary_weight, to }, forced },
+        // Typing the name is a stronger yes than y.
+        Promotion::Full if request.confirmed || forced => Decision::Run { plan: Plan::PromoteFull, forced },
+        Promotion::Full => Decision::Ask(Question::YesNo(format!(
+            "Promote {service} fully? {} replaces {} on the primary; then all traffic returns to the primary and the canary is emptied.",
+            facts.canary_image.as_deref().unwrap_or("the canary"),
+            facts.primary_image
+        ))),
+    }
+}
+
+/// Why a mission-critical promotion is refused, if it is.
+pub fn gate_reason(facts: &Facts) -> Option<String> {
+    let mut reasons = Vec::new();
+    if let Some(Verdict::Failing(why)) = &facts.verdict {
+        reasons.push(format!("canary failing ({why})"));
+    }
+    if facts.slo_status == Some(SloStatus::Page) {
+        reasons.push("SLO is paging".to_string());
+    }
+    (!reasons.is_empty()).then(|| reasons.join(" and "))
+}
+
+fn rollback(request: &Request, facts: &Facts) -> Decision {
+    let service = request.service.as_str();
+    let plan = if facts.canary_image.is_some() {
+        Plan::AbortCanary
+    } else if facts.rollout_paused {
+        return Decision::Refuse(format!("{service}'s rollout is paused: resume it before undoing"));
+    } else if facts.previous_image.is_some() {
+        Plan::UndoPrimary
+    } else {
+        return Decision::Refuse(format!("{service} has no canary and no earlier revision to roll back to"));
+    };
+    if facts.stage != Stage::Prototype && !request.confirmed {
+        let question = match &plan {
+            Plan::AbortCanary => format!(
+                "Roll back {service}? Canary {} goes from {} % to 0 % and is scaled to 0.",
+                facts.canary_image.as_deref().unwrap_or("?"),
+                facts.canary_weight
+            ),
+            _ => format!(
+                "Roll back {service}? The primary goes from {} back to {}.",
+                facts.primary_image,
+                facts.previous_image.as_deref().unwrap_or("?")
+            ),
+        };
+        return Decision::Ask(Question::YesNo(question));
+    }
+    Decision::Run { plan, forced: false }
+}
