@@ -125,11 +125,12 @@ fn done_summary(plan: &Plan, change: &Change, forced: bool) -> String {
     }
 }
 
-/// The acting user for the audit log: `$USER`, else `$USERNAME`.
+/// The acting user for the audit log: `$USER`, `$LOGNAME` or `$USERNAME`.
 pub fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Runs requests one at a time, in the order they were made: two quick

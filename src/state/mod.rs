@@ -410,7 +410,7 @@ fn select(state: &mut AppState, index: usize) {
     let index = index.min(state.services.len() - 1);
     let changed = index != state.selected;
     state.selected = index;
-    if changed || state.log_view.search.is_some() {
+    if changed {
         state.log_view.switch_service(&state.services[index].logs);
     }
     state.redraw = true;

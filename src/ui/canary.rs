@@ -35,13 +35,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     };
     let weight = service.canary_weight();
     let label_width = 8;
-    let image_width = (width / 4).clamp(6, 16);
+    let image_width = (width / 4).clamp(7, 16);
     let bar_width = width.saturating_sub(label_width + image_width + 7).max(4);
     let split_line = |label: &str, image: &str, share: u8, style| {
         let (done, todo) = bar(f64::from(share) / 100.0, bar_width);
         Line::from(vec![
             Span::styled(pad(label, label_width), theme.dim),
-            Span::styled(pad(&short_image(image), image_width), theme.text),
+            Span::styled(pad(&version(image), image_width), theme.text),
             Span::raw(" "),
             Span::styled(done, style),
             Span::styled(todo, theme.faint),
@@ -123,7 +123,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// `registry.example/shop/checkout:1.5.0` → `checkout:1.5.0`.
-pub fn short_image(image: &str) -> String {
-    image.rsplit('/').next().unwrap_or(image).to_owned()
+/// `registry.example/shop/checkout:1.5.0` → `1.5.0`; an untagged or
+/// digest reference keeps its last path segment.
+pub fn version(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if !last.contains('@') => tag.to_owned(),
+        _ => last.to_owned(),
+    }
 }

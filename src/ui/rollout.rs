@@ -64,10 +64,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         generation,
     ]));
     let r = rollout.replicas;
-    lines.push(Line::styled(
-        fit(&format!("desired {}  updated {}  ready {}  available {}", r.desired, r.updated, r.ready, r.available), width),
-        theme.text,
-    ));
+    let counts = if width >= 42 {
+        format!("desired {}  updated {}  ready {}  available {}", r.desired, r.updated, r.ready, r.available)
+    } else {
+        format!("updated {}/{}  ready {}  avail {}", r.updated, r.desired, r.ready, r.available)
+    };
+    lines.push(Line::styled(fit(&counts, width), theme.text));
     let bar_width = width.saturating_sub(22).clamp(4, 30);
     let (done, todo) = bar(f64::from(r.updated) / f64::from(r.desired.max(1)), bar_width);
     lines.push(Line::from(vec![

@@ -612,6 +612,11 @@ impl SimFleet {
                 s.canary.set_image(image, now, &mut self.rng);
                 s.canary.scale(canary_replicas(s.primary.desired, *weight), now);
                 s.weight = *weight;
+                // The analysis judges this version only, as a query scoped
+                // to the new canary's pods would.
+                s.tracks[1] = MinuteSeries::new(Millis(10 * MINUTE.0));
+                s.tracks[1].roll();
+                s.last_verdict = None;
                 format!("canary {} at {weight} %", catalog::version_of(image))
             }
             Plan::SetCanaryWeight { from, to } => {
