@@ -192,10 +192,12 @@ impl AppState {
     /// The service most in need of attention: paging before ticket before
     /// ok, mission-critical before production before prototype.
     pub fn worst_service(&self) -> Option<usize> {
+        // A root cause outranks the services it drags down.
         let rank = |s: &ServiceView| {
             let status = s.slo_status().unwrap_or(SloStatus::Ok);
             let failing = s.live_verdict().is_some_and(|v| v.is_failing());
-            (status, failing, s.info.stage)
+            let root = self.impacted_by(&s.info.name).is_none();
+            (status, root, failing, s.info.stage)
         };
         let (best, worst) = self.services.iter().enumerate().max_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(b.0.cmp(&a.0)))?;
         let calm = worst.slo_status().unwrap_or(SloStatus::Ok) == SloStatus::Ok && !worst.live_verdict().is_some_and(|v| v.is_failing());

@@ -6,36 +6,56 @@ use crate::state::AppState;
 use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    let mut left = vec![Span::styled(" cockpit", theme.accent)];
-    let sep = |spans: &mut Vec<Span<'static>>, text: String, style| {
-        spans.push(Span::styled(" · ", theme.dim));
-        spans.push(Span::styled(text, style));
-    };
-    if let Some(team) = &state.team {
-        sep(&mut left, format!("team {team}"), theme.text);
-    }
-    sep(&mut left, format!("{} {}", state.backend.kind, state.backend.context), theme.text);
-    let (text, style) = connection_summary(state, theme);
-    sep(&mut left, text, style);
+    // (priority, left side?, text, style): the lowest priorities are
+    // dropped first when the terminal is narrow. SIMULATED is never dropped.
+    let (connection, connection_style) = connection_summary(state, theme);
+    let mut parts: Vec<(u8, bool, String, Style)> = vec![
+        (0, true, "cockpit".into(), theme.accent),
+        (4, true, state.team.as_ref().map(|t| format!("team {t}")).unwrap_or_default(), theme.text),
+        (2, true, format!("{} {}", state.backend.kind, state.backend.context), theme.text),
+        (1, true, connection, connection_style),
+    ];
     if state.read_only {
-        sep(&mut left, "read-only".into(), theme.warn);
+        parts.push((0, true, "read-only".into(), theme.warn));
     }
     if let Some(request) = state.pending.values().next() {
-        sep(&mut left, format!("⟳ {} {}…", request.op.name(), request.service), theme.accent);
+        parts.push((3, true, format!("⟳ {} {}…", request.op.name(), request.service), theme.accent));
     }
-
-    let mut right = Vec::new();
     if state.backend.simulated {
-        right.push(Span::styled(" SIMULATED ", theme.simulated));
+        parts.push((0, false, "SIMULATED".into(), theme.simulated));
         if let Some(scenario) = &state.backend.scenario {
-            right.push(Span::styled(format!(" scenario {scenario}"), theme.warn));
+            parts.push((5, false, format!("scenario {scenario}"), theme.warn));
         }
     }
-    right.push(Span::styled(format!(" {} UTC ", state.now.clock()), theme.dim));
+    parts.push((6, false, format!("{} UTC", state.now.clock()), theme.dim));
+    parts.retain(|p| !p.2.is_empty());
+
+    let width = |kept: &[&(u8, bool, String, Style)]| -> usize { kept.iter().map(|p| p.2.chars().count() + 3).sum::<usize>() + 1 };
+    let mut kept: Vec<&(u8, bool, String, Style)> = parts.iter().collect();
+    while width(&kept) > area.width as usize {
+        let Some(drop) = kept.iter().enumerate().filter(|(_, p)| p.0 > 0).max_by_key(|(_, p)| p.0).map(|(i, _)| i) else {
+            break;
+        };
+        kept.remove(drop);
+    }
+    let mut left = vec![Span::raw(" ")];
+    for (i, part) in kept.iter().filter(|p| p.1).enumerate() {
+        if i > 0 {
+            left.push(Span::styled(" · ", theme.dim));
+        }
+        left.push(Span::styled(part.2.clone(), part.3));
+    }
+    let mut right = Vec::new();
+    for part in kept.iter().filter(|p| !p.1) {
+        let text = if part.2 == "SIMULATED" { " SIMULATED ".to_string() } else { format!(" {}", part.2) };
+        right.push(Span::styled(text, part.3));
+    }
+    right.push(Span::raw(" "));
     let right = Line::from(right);
     let right_width = right.width() as u16;
     let left_area = Rect { width: area.width.saturating_sub(right_width), ..area };

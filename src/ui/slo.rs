@@ -61,6 +61,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Span::styled("   budget left ", theme.dim),
         Span::styled(format!("{:.0} %", report.budget_left * 100.0), budget_style),
     ];
+    if let Some(culprit) = state.impacted_by(&service.info.name) {
+        first.push(Span::styled(format!("   impacted by {culprit}"), theme.warn));
+    }
     if let Some(rule) = &report.firing {
         first.push(Span::styled(
             format!("   {}: {} and {} burn > {}", rule.severity.as_str(), rule.long, rule.short, trim(rule.threshold)),
@@ -80,7 +83,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let peak = report.error_history.iter().copied().fold(report.spec.allowed_error_ratio(), f64::max);
     let label = format!("error ratio {}h, max {} ", report.error_history.len() / 60, super::percent(peak * 100.0));
     let label_width = label.chars().count() as u16;
-    let rules_width = (rules.chars().count() as u16 + 1).min(inner.width / 2);
+    // Narrow panes give the chart the room the rules text would take.
+    let rules_width = if inner.width >= 90 { (rules.chars().count() as u16 + 1).min(inner.width / 2) } else { 0 };
     let chart = Rect {
         x: inner.x + label_width,
         y: inner.y + 2,

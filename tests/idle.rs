@@ -1,0 +1,57 @@
+//! The loop with quiet sources and no input does nothing: no frame, no
+//! wake-up, however much (virtual) time passes. A toast costs exactly one
+//! wake-up, when it expires.
+
+use cockpit::action::Keymap;
+use cockpit::app::Loop;
+use cockpit::backend::sim::{SimFleet, SimOptions};
+use cockpit::clock::Clock;
+use cockpit::domain::Millis;
+use cockpit::event::{ExecEvent, Op, Request};
+use cockpit::state::{AppState, Msg};
+use cockpit::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
+    let mut fleet = SimFleet::new(SimOptions::default());
+    let clock = Clock::starting_at(fleet.now(), 1.0);
+    let (events, mut inbox) = mpsc::channel(4096);
+    // One burst of data, as a source would send at start, then silence.
+    for event in fleet.advance_to(fleet.now().plus(Millis(500))) {
+        events.send(Msg::Source(event)).await.unwrap();
+    }
+    let (requests, _requests_inbox) = mpsc::channel(16);
+    let mut state = AppState::new(fleet.backend_info(), Keymap::default(), false, 1000);
+    let theme = Theme::default();
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut app = Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+
+    tokio::select! {
+        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    let settled = app.stats;
+    assert!(settled.frames >= 1, "the first data was drawn: {settled:?}");
+
+    tokio::select! {
+        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+    }
+    assert_eq!(app.stats, settled, "an hour of silence drew nothing and woke nothing");
+
+    // A toast (here: an executor answer) draws once, and wakes once more to expire.
+    let request = Request { id: 9, service: "cart".into(), op: Op::Rollback, confirmed: true, typed_name: None };
+    events.send(Msg::Exec(ExecEvent::Done { request, summary: "canary 25 → 0 %".into() })).await.unwrap();
+    tokio::select! {
+        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+    }
+    assert_eq!(app.stats.wakeups, settled.wakeups + 2, "one message, one expiry: {:?}", app.stats);
+    assert_eq!(app.stats.frames, settled.frames + 2, "shown, then cleared: {:?}", app.stats);
+    assert!(app.state.toasts.is_empty());
+    drop(events);
+}
