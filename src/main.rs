@@ -13,7 +13,7 @@ use cockpit::executor::{self, Executor};
 use cockpit::state::{AppState, Msg};
 use cockpit::theme::Theme;
 use cockpit::tui::{self, TerminalGuard};
-use color_eyre::eyre::{WrapErr, eyre};
+use color_eyre::eyre::WrapErr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -55,6 +55,23 @@ struct Cli {
     audit_log: Option<PathBuf>,
 }
 
+/// A problem the user can fix (bad config, unknown theme): printed as one
+/// plain message, without a backtrace.
+#[derive(Debug)]
+struct UserError(String);
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+fn user_error(message: impl std::fmt::Display) -> color_eyre::Report {
+    UserError(message.to_string()).into()
+}
+
 fn main() -> ExitCode {
     if let Err(report) = color_eyre::install() {
         eprintln!("cockpit: {report}");
@@ -63,14 +80,17 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
-            eprintln!("cockpit: {report:?}");
+            match report.downcast_ref::<UserError>() {
+                Some(problem) => eprintln!("cockpit: {problem}"),
+                None => eprintln!("cockpit: {report:?}"),
+            }
             ExitCode::from(2)
         }
     }
 }
 
 fn run(cli: Cli) -> color_eyre::Result<()> {
-    let (config, _config_path) = Config::discover(cli.config.as_deref()).map_err(|e| eyre!("{e}"))?;
+    let (config, _config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
     let real_backends: Vec<&str> = [
         config.kubernetes.as_ref().map(|_| "[kubernetes]"),
         config.prometheus.as_ref().map(|_| "[prometheus]"),
@@ -80,19 +100,19 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     .flatten()
     .collect();
     if !cli.demo && !real_backends.is_empty() {
-        return Err(eyre!(
+        return Err(user_error(format!(
             "the config asks for {} but this build of cockpit only has the simulated fleet; \
              run `cockpit --demo`, or remove those sections",
             real_backends.join(", ")
-        ));
+        )));
     }
     let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         Theme::monochrome()
     } else {
         let name = cli.theme.as_deref().or(config.theme.as_deref()).unwrap_or("dark");
-        Theme::load(name).map_err(|e| eyre!("{e}"))?
+        Theme::load(name).map_err(user_error)?
     };
-    let keymap = Keymap::with_overrides(&config.keys).map_err(|e| eyre!("{e}"))?;
+    let keymap = Keymap::with_overrides(&config.keys).map_err(user_error)?;
     let read_only = cli.read_only || config.read_only;
     let audit = match cli.audit_log.clone().or_else(AuditLog::default_path) {
         Some(path) => AuditLog::at(path),

@@ -1,0 +1,152 @@
+//! The real `cockpit --demo` binary in a pseudo-terminal, read through a
+//! terminal emulator: it draws the stage groups and the four panes, `?`
+//! shows help, and `q` or SIGTERM exits with the terminal restored.
+//! Few and serial: each test waits for text with a deadline.
+
+use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// One cockpit in a pty at a time: they share two cores with everything else.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Running {
+    child: Box<dyn Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    _master: Box<dyn MasterPty + Send>,
+    _dir: tempfile::TempDir,
+}
+
+fn start(args: &[&str]) -> Running {
+    let pty = native_pty_system();
+    let pair = pty.openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).expect("a pty");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cockpit"));
+    cmd.args(args);
+    cmd.arg("--audit-log");
+    cmd.arg(dir.path().join("audit.jsonl"));
+    cmd.cwd(dir.path());
+    cmd.env("TERM", "xterm-256color");
+    cmd.env_remove("NO_COLOR");
+    cmd.env("XDG_CONFIG_HOME", dir.path());
+    let child = pair.slave.spawn_command(cmd).expect("cockpit starts");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("a reader");
+    let writer = pair.master.take_writer().expect("a writer");
+    let screen = Arc::new(Mutex::new(vt100::Parser::new(30, 100, 0)));
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("parser").process(&buf[..n]);
+        }
+    });
+    Running { child, writer, screen, _master: pair.master, _dir: dir }
+}
+
+impl Running {
+    fn contents(&self) -> String {
+        self.screen.lock().expect("parser").screen().contents()
+    }
+
+    fn wait_for(&self, text: &str) {
+        let until = Instant::now() + DEADLINE;
+        while Instant::now() < until {
+            if self.contents().contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("`{text}` did not appear within {DEADLINE:?}; the screen:\n{}", self.contents());
+    }
+
+    fn keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).expect("typing");
+        self.writer.flush().expect("typing");
+    }
+
+    fn wait_exit(&mut self) -> portable_pty::ExitStatus {
+        let until = Instant::now() + DEADLINE;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("cockpit did not exit within {DEADLINE:?}; the screen:\n{}", self.contents());
+    }
+
+    fn assert_restored(&self) {
+        // Give the reader thread a moment to take in the last bytes.
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && self.screen.lock().expect("parser").screen().alternate_screen() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let parser = self.screen.lock().expect("parser");
+        let screen = parser.screen();
+        assert!(!screen.alternate_screen(), "left the alternate screen");
+        assert!(!screen.hide_cursor(), "the cursor is visible again");
+        assert_eq!(screen.mouse_protocol_mode(), vt100::MouseProtocolMode::None, "mouse capture is off");
+    }
+}
+
+#[test]
+fn demo_draws_the_cockpit_shows_help_and_quits_cleanly() {
+    let _serial = serial();
+    let mut app = start(&["--demo", "--scenario", "bad-canary"]);
+    app.wait_for("MISSION CRITICAL");
+    app.wait_for("Logs");
+    let screen = app.contents();
+    for needle in ["PROTOTYPE", "PRODUCTION", "Rollout", "Canary", "SLO", "SIMULATED"] {
+        assert!(screen.contains(needle), "{needle} missing:\n{screen}");
+    }
+    app.keys("?");
+    app.wait_for("promote the canary one step");
+    app.keys("q"); // closes help
+    app.wait_for("j/k move");
+    app.keys("q");
+    let status = app.wait_exit();
+    assert!(status.success(), "{status:?}");
+    app.assert_restored();
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let _serial = serial();
+    let mut app = start(&["--demo"]);
+    app.wait_for("MISSION CRITICAL");
+    let pid = app.child.process_id().expect("a pid");
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let status = app.wait_exit();
+    assert!(status.success(), "a signal ends cockpit the normal way: {status:?}");
+    app.assert_restored();
+}
+
+#[test]
+fn a_malformed_config_is_refused_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cockpit.toml");
+    std::fs::write(&path, "team = \"shop\"\n[[service]]\nname = \"x\"\nstage = \"prod\"\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("cockpit runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("{}:4:9", path.display())), "{stderr}");
+    assert!(stderr.contains("mission-critical"), "{stderr}");
+}
