@@ -30,12 +30,19 @@ impl Clock {
 
     /// The tokio instant at which the clock shows `at`.
     pub fn instant_at(&self, at: Timestamp) -> Instant {
-        let ms = (at.since(self.base).0.max(0) as f64 / self.speed) as u64;
+        // Rounded up: waking a millisecond early would find the deadline not
+        // yet reached and spin until it is.
+        let ms = (at.since(self.base).0.max(0) as f64 / self.speed).ceil() as u64;
         self.origin + std::time::Duration::from_millis(ms)
     }
 
     /// A span of clock time in real (tokio) time.
     pub fn real(&self, span: Millis) -> std::time::Duration {
-        std::time::Duration::from_millis((span.0.max(0) as f64 / self.speed) as u64)
+        std::time::Duration::from_millis(((span.0.max(0) as f64 / self.speed) as u64).max(1))
+    }
+
+    /// Clock time per real time.
+    pub fn speed(&self) -> f64 {
+        self.speed
     }
 }

@@ -121,6 +121,10 @@ pub struct Request {
     pub confirmed: bool,
     /// What the user typed when asked for the service's name.
     pub typed_name: Option<String>,
+    /// The facts' token when the question was asked: an answer given to
+    /// a world that has changed since is not an answer, and is asked again.
+    #[serde(default)]
+    pub asked_token: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

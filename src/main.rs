@@ -120,6 +120,9 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     };
 
     let speed = cli.speed.unwrap_or(config.demo.speed);
+    if !(0.1..=100.0).contains(&speed) {
+        return Err(user_error(format!("--speed {speed}: use a factor from 0.1 to 100")));
+    }
     let options = SimOptions {
         seed: cli.seed.unwrap_or(config.demo.seed),
         scenario: cli.scenario.unwrap_or(config.demo.scenario),
@@ -140,6 +143,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         let backend = SimBackend::new(fleet);
         let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
         state.team = Some(config.team.clone().unwrap_or(team));
+        state.time_scale = speed;
 
         let (events, mut inbox) = mpsc::channel::<Msg>(4096);
         let (requests, request_inbox) = mpsc::channel(64);

@@ -44,7 +44,7 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
     assert_eq!(app.stats, settled, "an hour of silence drew nothing and woke nothing");
 
     // A toast (here: an executor answer) draws once, and wakes once more to expire.
-    let request = Request { id: 9, service: "cart".into(), op: Op::Rollback, confirmed: true, typed_name: None };
+    let request = Request { id: 9, service: "cart".into(), op: Op::Rollback, confirmed: true, typed_name: None, asked_token: None };
     events.send(Msg::Exec(ExecEvent::Done { request, summary: "canary 25 → 0 %".into() })).await.unwrap();
     tokio::select! {
         result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),

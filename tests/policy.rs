@@ -9,7 +9,7 @@ use common::{Harness, options};
 use std::sync::atomic::Ordering;
 
 fn request(service: &str, op: Op) -> Request {
-    Request { id: 1, service: service.into(), op, confirmed: false, typed_name: None }
+    Request { id: 1, service: service.into(), op, confirmed: false, typed_name: None, asked_token: None }
 }
 
 fn deploy(service: &str, image: &str) -> Request {
@@ -171,4 +171,42 @@ async fn read_only_lets_nothing_reach_the_backend() {
         let count = applied.load(Ordering::SeqCst);
         assert_eq!(count > 0, expect_changes, "read_only={read_only}: {count} calls reached the backend");
     }
+}
+
+#[tokio::test]
+async fn a_yes_given_to_a_world_that_changed_is_asked_again() {
+    let h = Harness::new(Scenario::Calm);
+    let answer = h.executor.execute(request("cart", Op::Rollback)).await;
+    let ExecEvent::Ask { request: asked, .. } = answer else { panic!("{answer:?}") };
+    assert!(asked.asked_token.is_some());
+    // Someone else changes cart while the question is on screen.
+    h.backend.world().touch("cart").unwrap();
+    let answer = h.executor.execute(Request { confirmed: true, ..asked }).await;
+    assert!(matches!(answer, ExecEvent::Ask { .. }), "{answer:?}");
+    assert_eq!(h.backend.world().facts("cart").unwrap().canary_weight, 25);
+}
+
+#[tokio::test]
+async fn redeploying_the_running_canary_is_refused_not_reset() {
+    let h = Harness::new(Scenario::Calm);
+    let answer = h.executor.execute(deploy("cart", "shop/cart:2.8.0")).await;
+    let ExecEvent::Refused { reason, .. } = answer else { panic!("{answer:?}") };
+    assert!(reason.contains("already the canary"), "{reason}");
+    assert_eq!(h.backend.world().facts("cart").unwrap().canary_weight, 25);
+}
+
+#[tokio::test]
+async fn rolling_back_during_a_full_promotion_restores_the_primary() {
+    let h = Harness::new(Scenario::Calm);
+    let full = Request { confirmed: true, ..request("cart", Op::Promote { full: true }) };
+    assert!(matches!(h.executor.execute(full).await, ExecEvent::Done { .. }));
+    let facts = h.backend.world().facts("cart").unwrap();
+    assert!(facts.promoting);
+    assert_eq!(facts.primary_image, "shop/cart:2.8.0");
+    let answer = h.executor.execute(request("cart", Op::Rollback)).await;
+    let ExecEvent::Ask { question: Question::YesNo(q), request: asked } = answer else { panic!("{answer:?}") };
+    assert!(q.contains("promotion stops"), "{q}");
+    assert!(matches!(h.executor.execute(Request { confirmed: true, ..asked }).await, ExecEvent::Done { .. }));
+    let facts = h.backend.world().facts("cart").unwrap();
+    assert_eq!((facts.primary_image.as_str(), facts.canary_weight, facts.promoting), ("shop/cart:2.7.1", 0, false));
 }

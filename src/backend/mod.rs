@@ -29,6 +29,8 @@ pub struct Facts {
     /// The image of the revision before the current one, for undo.
     pub previous_image: Option<String>,
     pub rollout_paused: bool,
+    /// A full promotion is waiting for the primary's rollout.
+    pub promoting: bool,
     pub building: bool,
     /// Optimistic-concurrency token (a resourceVersion): a plan based on
     /// stale facts must fail instead of overwriting someone else's change.
@@ -48,7 +50,8 @@ pub enum Plan {
     /// The canary's version becomes the primary's; traffic returns to the
     /// primary and the canary is emptied once the primary has rolled out.
     PromoteFull,
-    /// Canary traffic to 0 and the canary scaled to 0.
+    /// Canary traffic to 0 and the canary scaled to 0; during a full
+    /// promotion, the primary also returns to its previous revision.
     AbortCanary,
     /// Like `kubectl rollout undo`: the previous revision's template.
     UndoPrimary,

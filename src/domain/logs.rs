@@ -90,15 +90,19 @@ impl LogLine {
         let mut line = LogLine { seq: 0, at, pod, track, level: None, text, fields_at: None };
         if line.text.starts_with('{') && cut == 0 {
             if let Some((readable, level, fields_at)) = readable_json(&line.text) {
-                line.text = readable;
+                // No message: the fields lead, without their separator (which
+                // would otherwise read as a continuation line's indent).
+                let indent = readable.len() - readable.trim_start().len();
+                line.text = readable.trim_start().to_owned();
                 line.level = level;
-                line.fields_at = fields_at;
+                line.fields_at = fields_at.map(|at| at.saturating_sub(indent));
             }
         }
         if line.level.is_none() {
             line.level = plain_level(&line.text);
             if line.level.is_some() {
-                strip_leading_level(&mut line.text);
+                let removed = strip_leading_level(&mut line.text);
+                line.fields_at = line.fields_at.map(|at| at.saturating_sub(removed));
             }
         }
         if cut > 0 {
@@ -206,16 +210,20 @@ fn plain_level(text: &str) -> Option<Level> {
     None
 }
 
-/// `INFO GET /` → `GET /`: the level has its own column.
-fn strip_leading_level(text: &mut String) {
+/// `INFO GET /` → `GET /`: the level has its own column. Returns how many
+/// bytes were removed from the front.
+fn strip_leading_level(text: &mut String) -> usize {
     let word_end = text.find(' ').unwrap_or(text.len());
     let word = text[..word_end].trim_end_matches(':');
     let word = word.strip_prefix("level=").unwrap_or(word);
     let word = word.trim_start_matches('[').trim_end_matches(']');
     if Level::parse(word).is_some() && (word.chars().all(|c| c.is_ascii_uppercase()) || text.starts_with("level=")) {
         let rest = text[word_end..].trim_start().to_owned();
+        let removed = text.len() - rest.len();
         *text = rest;
+        return removed;
     }
+    0
 }
 
 const MESSAGE_KEYS: [&str; 3] = ["msg", "message", "text"];
@@ -389,6 +397,14 @@ mod tests {
         assert_eq!(&l.text[l.fields_at.unwrap()..], "ms=812 table=orders");
         let l = line(br#"{"msg":"\u001b[2Jhidden"}"#);
         assert_eq!(l.text, "hidden");
+        // A level word stripped from the front keeps the fields' offset right.
+        let l = line(r#"{"msg":"ERROR: café","user":"jé"}"#.as_bytes());
+        assert_eq!(l.level, Some(Level::Error));
+        assert_eq!(&l.text[l.fields_at.unwrap()..], "user=jé");
+        // No message at all: the fields lead and the line is not a continuation.
+        let l = line(br#"{"user":"x","status":500}"#);
+        assert_eq!(l.text, "status=500 user=x");
+        assert_eq!(l.fields_at, Some(0));
     }
 
     #[test]

@@ -55,13 +55,21 @@ impl<W: Workloads> Executor<W> {
     }
 
     /// Decides and, if allowed, carries out one request.
-    pub async fn execute(&self, request: Request) -> ExecEvent {
+    pub async fn execute(&self, mut request: Request) -> ExecEvent {
         let facts = match self.workloads.facts(&request.service).await {
             Ok(facts) => facts,
             Err(error) => return ExecEvent::Failed { request, error: error.to_string() },
         };
+        if request.asked_token.is_some_and(|token| token != facts.token) {
+            // The answer was to another state of the world: ask again.
+            request.confirmed = false;
+            request.typed_name = None;
+        }
         match policy::decide(&request, &facts, self.read_only) {
-            Decision::Ask(question) => ExecEvent::Ask { request, question },
+            Decision::Ask(question) => {
+                request.asked_token = Some(facts.token);
+                ExecEvent::Ask { request, question }
+            }
             Decision::Refuse(reason) => {
                 self.record(&request, false, "refused", &reason, None);
                 ExecEvent::Refused { request, reason }

@@ -56,6 +56,9 @@ fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
     if image == facts.primary_image {
         return Decision::Refuse(format!("the primary already runs {image}: nothing to canary"));
     }
+    if facts.canary_image.as_deref() == Some(image) && facts.canary_weight > 0 {
+        return Decision::Refuse(format!("{image} is already the canary, at {} %: promote it with p", facts.canary_weight));
+    }
     // Replacing a canary that is in flight throws its progress away: ask.
     if let Some(current) = facts.canary_image.as_deref().filter(|_| facts.canary_weight > 0) {
         if current != image && !request.confirmed {
@@ -128,6 +131,10 @@ fn rollback(request: &Request, facts: &Facts) -> Decision {
     };
     if facts.stage != Stage::Prototype && !request.confirmed {
         let question = match &plan {
+            Plan::AbortCanary if facts.promoting => format!(
+                "Roll back {service}? The full promotion stops: the primary returns to {}, the canary goes to 0 %.",
+                facts.previous_image.as_deref().unwrap_or("its previous revision")
+            ),
             Plan::AbortCanary => format!(
                 "Roll back {service}? Canary {} goes from {} % to 0 % and is scaled to 0.",
                 facts.canary_image.as_deref().unwrap_or("?"),

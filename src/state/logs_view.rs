@@ -134,6 +134,9 @@ impl LogView {
     }
 
     pub fn toggle_follow(&mut self, buffer: &LogBuffer) {
+        if let Some(search) = &mut self.search {
+            search.current = None;
+        }
         self.anchor = match self.anchor {
             Some(_) => None,
             None => buffer.next_seq().checked_sub(1),
@@ -143,11 +146,15 @@ impl LogView {
     /// Moves the bottom row by `rows` visible lines; negative is older.
     /// Reaching the tail resumes following.
     pub fn scroll(&mut self, buffer: &LogBuffer, rows: i64) {
-        let Some(newest) = buffer.next_seq().checked_sub(1) else {
+        let min_level = self.min_level;
+        // The bottom row: the paused line, or the newest line the filter shows.
+        let Some(start) = self.anchor.or_else(|| buffer.iter().rev().find(|l| passes(l, min_level)).map(|l| l.seq)) else {
             return;
         };
-        let start = self.anchor.unwrap_or(newest);
-        let min_level = self.min_level;
+        if let Some(search) = &mut self.search {
+            // n/N continue from where the user scrolled to, not the old match.
+            search.current = None;
+        }
         if rows < 0 {
             let mut target = start;
             for line in buffer.iter_back_from(start).filter(|l| passes(l, min_level)).take(rows.unsigned_abs() as usize) {
@@ -170,6 +177,9 @@ impl LogView {
     }
 
     pub fn top(&mut self, buffer: &LogBuffer) {
+        if let Some(search) = &mut self.search {
+            search.current = None;
+        }
         let min_level = self.min_level;
         self.anchor = buffer.iter().find(|l| passes(l, min_level)).map(|l| l.seq);
     }
@@ -196,20 +206,26 @@ impl LogView {
         let mut search = Search::new(query);
         search.refresh(buffer, self.min_level);
         self.search = Some(search);
-        // Jump to the newest match, as `?` in less would.
-        self.jump(buffer, true);
+        // Jump to the newest match at or above the bottom row, as `?` in
+        // less would: the line in view counts.
+        let from = self.anchor.map_or(buffer.next_seq(), |a| a + 1);
+        self.jump_from(from, true);
     }
 
     /// Jumps to the next older (`older`) or newer match, wrapping around.
     /// Returns false when there is no match at all.
     pub fn jump(&mut self, buffer: &LogBuffer, older: bool) -> bool {
+        let from = self.search.as_ref().and_then(|s| s.current).or(self.anchor).unwrap_or(buffer.next_seq());
+        self.jump_from(from, older)
+    }
+
+    fn jump_from(&mut self, from: u64, older: bool) -> bool {
         let Some(search) = &mut self.search else {
             return false;
         };
         if search.matches.is_empty() {
             return false;
         }
-        let from = search.current.or(self.anchor).unwrap_or(buffer.next_seq());
         let next = if older {
             search.matches.iter().rev().find(|&&s| s < from).or(search.matches.back())
         } else {
@@ -269,6 +285,26 @@ mod tests {
         view.jump(&b, false);
         assert_eq!(view.anchor, Some(0), "wraps to the oldest");
         assert_eq!(view.search.as_ref().unwrap().position(), Some(1));
+    }
+
+    #[test]
+    fn a_search_counts_the_line_in_view_and_n_continues_from_a_scroll() {
+        let b = buffer(&["x0", "y", "x2", "y", "x4", "y"], 100);
+        let mut view = LogView { anchor: Some(2), ..LogView::default() };
+        view.set_search("x", &b);
+        assert_eq!(view.anchor, Some(2), "the paused line itself matches");
+        view.scroll(&b, 2);
+        assert_eq!(view.anchor, Some(4));
+        view.jump(&b, true);
+        assert_eq!(view.anchor, Some(2), "n goes up from where the view is");
+    }
+
+    #[test]
+    fn the_first_scroll_up_under_a_filter_moves_one_visible_line() {
+        let b = buffer(&["ERROR a", "ERROR b", "INFO c"], 100);
+        let mut view = LogView { min_level: Some(Level::Error), ..LogView::default() };
+        view.scroll(&b, -1);
+        assert_eq!(view.anchor, Some(0));
     }
 
     #[test]

@@ -126,6 +126,11 @@ pub struct AppState {
     pub quitting: bool,
     /// Until the user picks a service, the selection follows the worst one.
     pub user_moved: bool,
+    /// Clock time per real second (a fast simulation): toasts and
+    /// animations are timed in real seconds.
+    pub time_scale: f64,
+    /// Questions from the executor that arrived while another modal was open.
+    pub questions: VecDeque<Modal>,
     next_request: u64,
 }
 
@@ -152,6 +157,8 @@ impl AppState {
             redraw: true,
             quitting: false,
             user_moved: false,
+            time_scale: 1.0,
+            questions: VecDeque::new(),
             next_request: 1,
         }
     }
@@ -211,7 +218,7 @@ impl AppState {
             .selected_service()
             .and_then(|s| s.build.as_ref())
             .filter(|b| b.running())
-            .map(|_| self.now.plus(ANIMATION_FRAME));
+            .map(|_| self.now.plus(self.scaled(ANIMATION_FRAME)));
         toast.into_iter().chain(animation).min()
     }
 
@@ -229,8 +236,13 @@ impl AppState {
         rows
     }
 
+    /// A span of real time in clock time.
+    fn scaled(&self, span: Millis) -> Millis {
+        Millis((span.0 as f64 * self.time_scale.max(0.01)) as i64)
+    }
+
     fn toast(&mut self, kind: ToastKind, text: impl Into<String>) {
-        let until = self.now.plus(if kind == ToastKind::Error { ERROR_TOAST_TIME } else { TOAST_TIME });
+        let until = self.now.plus(self.scaled(if kind == ToastKind::Error { ERROR_TOAST_TIME } else { TOAST_TIME }));
         self.toasts.push(Toast { kind, text: text.into(), until });
         if self.toasts.len() > 4 {
             self.toasts.remove(0);
@@ -238,7 +250,8 @@ impl AppState {
     }
 
     fn request(&mut self, service: String, op: Op) -> Effect {
-        let request = Request { id: self.next_request, service, op, confirmed: false, typed_name: None };
+        let request =
+            Request { id: self.next_request, service, op, confirmed: false, typed_name: None, asked_token: None };
         self.next_request += 1;
         self.pending.insert(request.id, request.clone());
         Effect::Execute(request)
@@ -286,7 +299,7 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Tick => {
-            if state.next_deadline().is_some_and(|d| d <= now.plus(ANIMATION_FRAME)) {
+            if state.next_deadline().is_some_and(|d| d <= now.plus(state.scaled(ANIMATION_FRAME))) {
                 state.redraw = true;
             }
             Vec::new()
@@ -318,7 +331,15 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             with_service(state, &service, |s| s.rollout = Some(status));
         }
         SourceEvent::Traffic { service, traffic } => {
-            with_service(state, &service, |s| s.traffic = Some(traffic));
+            with_service(state, &service, |s| {
+                let new_canary = s.traffic.as_ref().map(|t| &t.canary_image) != Some(&traffic.canary_image);
+                if new_canary {
+                    // An analysis of the previous canary says nothing about this one.
+                    s.analysis = None;
+                    s.verdict = None;
+                }
+                s.traffic = Some(traffic);
+            });
         }
         SourceEvent::Analysis { service, primary, canary } => {
             with_service(state, &service, |s| s.set_analysis(primary, canary));
@@ -400,8 +421,16 @@ fn set_inventory(state: &mut AppState, backend: BackendInfo, infos: Vec<ServiceI
     services.sort_by(|a, b| (a.info.stage, &a.info.name).cmp(&(b.info.stage, &b.info.name)));
     state.services = services;
     state.backend = backend;
-    state.selected = selected.and_then(|n| state.service_index(&n)).unwrap_or(0);
-    select(state, state.selected);
+    match selected.as_deref().and_then(|n| state.service_index(n)) {
+        Some(index) => state.selected = index,
+        None => {
+            // The selected service is gone (or none was): start afresh.
+            state.selected = 0;
+            if let Some(first) = state.services.first() {
+                state.log_view.switch_service(&first.logs);
+            }
+        }
+    }
 }
 
 fn select(state: &mut AppState, index: usize) {
@@ -423,12 +452,19 @@ fn on_exec(state: &mut AppState, event: ExecEvent) {
     match event {
         ExecEvent::Ask { request, question } => {
             state.pending.remove(&request.id);
-            state.modal = Some(match question {
+            let modal = match question {
                 Question::YesNo(question) => Modal::Confirm { request, question },
                 Question::TypeName { reason } => {
                     Modal::Prompt { purpose: PromptPurpose::TypeName { request, reason }, input: String::new() }
                 }
-            });
+            };
+            // Never replace what the user is typing into: a keystroke meant
+            // for a prompt must not answer a question that just arrived.
+            if state.modal.is_none() {
+                state.modal = Some(modal);
+            } else {
+                state.questions.push_back(modal);
+            }
         }
         ExecEvent::Done { request, summary } => {
             state.pending.remove(&request.id);
@@ -452,7 +488,11 @@ fn on_key(state: &mut AppState, key: Key) -> Vec<Effect> {
         return vec![Effect::Quit];
     }
     if state.modal.is_some() {
-        return on_modal_key(state, key);
+        let effects = on_modal_key(state, key);
+        if state.modal.is_none() {
+            state.modal = state.questions.pop_front();
+        }
+        return effects;
     }
     let Some(action) = state.keymap.action(key) else {
         return Vec::new();
@@ -463,6 +503,11 @@ fn on_key(state: &mut AppState, key: Key) -> Vec<Effect> {
 /// What an action does on the main screen.
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     state.redraw = true;
+    // Once the user does anything, the selection stops following the worst
+    // service: it must not change under someone reading or searching.
+    if !matches!(action, Action::Help | Action::Quit) {
+        state.user_moved = true;
+    }
     let logs_focused = state.focus == Pane::Logs;
     let page = i64::from(layout::log_rows(state.width, state.height).max(2) - 1);
     match action {

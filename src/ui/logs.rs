@@ -111,7 +111,10 @@ fn line_spans<'a>(line: &'a LogLine, pod_width: usize, search: Option<&Search>, 
         Span::styled(format!("{:<5} ", level.as_str()), level_style),
     ];
     let text_style = if level >= Level::Warn { level_style.remove_modifier(ratatui::style::Modifier::BOLD) } else { theme.text };
-    let split = line.fields_at.unwrap_or(line.text.len());
+    let mut split = line.fields_at.unwrap_or(line.text.len()).min(line.text.len());
+    while !line.text.is_char_boundary(split) {
+        split -= 1;
+    }
     let matches = search.map(|s| s.find_all(&line.text)).unwrap_or_default();
     let highlight = if current { theme.current_match } else { theme.matched };
     let mut at = 0;

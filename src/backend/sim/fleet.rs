@@ -570,6 +570,7 @@ impl SimFleet {
             slo_status: s.last_slo.as_ref().map(|r| r.status),
             previous_image: s.primary.revisions.get(1).map(|r| r.image.clone()),
             rollout_paused: false,
+            promoting: s.promoting,
             building: s.build.as_ref().is_some_and(|b| b.finished.is_none()),
             token: s.token,
         })
@@ -612,6 +613,8 @@ impl SimFleet {
                 s.canary.set_image(image, now, &mut self.rng);
                 s.canary.scale(canary_replicas(s.primary.desired, *weight), now);
                 s.weight = *weight;
+                // A new canary supersedes a full promotion in progress.
+                s.promoting = false;
                 // The analysis judges this version only, as a query scoped
                 // to the new canary's pods would.
                 s.tracks[1] = MinuteSeries::new(Millis(10 * MINUTE.0));
@@ -647,9 +650,24 @@ impl SimFleet {
                 let s = &mut self.services[i];
                 let from = s.weight;
                 s.weight = 0;
-                s.promoting = false;
                 s.canary.scale(0, now);
-                format!("canary {from} → 0 %, scaled to 0")
+                s.tracks[1] = MinuteSeries::new(Millis(10 * MINUTE.0));
+                s.tracks[1].roll();
+                s.last_verdict = None;
+                if std::mem::take(&mut s.promoting) {
+                    // Stop the promotion: the primary goes back to what it ran.
+                    if let Some(previous) = s.primary.revisions.get(1).cloned() {
+                        s.primary.set_image(&previous.image, now, &mut self.rng);
+                        format!(
+                            "promotion stopped: primary back to {}, canary {from} → 0 %",
+                            catalog::version_of(&previous.image)
+                        )
+                    } else {
+                        format!("canary {from} → 0 %, scaled to 0")
+                    }
+                } else {
+                    format!("canary {from} → 0 %, scaled to 0")
+                }
             }
             Plan::UndoPrimary => {
                 let s = &mut self.services[i];
