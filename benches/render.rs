@@ -29,7 +29,7 @@ fn fleet_state() -> AppState {
             thresholds: CanaryThresholds::default(),
         })
         .collect();
-    let mut send = |state: &mut AppState, event| {
+    let send = |state: &mut AppState, event| {
         update(state, now, Msg::Source(event));
     };
     send(&mut state, SourceEvent::Inventory { backend: info, services: services.clone() });
@@ -45,7 +45,12 @@ fn fleet_state() -> AppState {
             replicas: ReplicaCounts { desired: 4, total: 4, updated: 3, ready: 4, available: 4 },
             image: image.clone(),
             revisions,
-            conditions: vec![Condition { kind: "Available".into(), ok: true, reason: "x".into(), message: String::new() }],
+            conditions: vec![Condition {
+                kind: "Available".into(),
+                ok: true,
+                reason: "x".into(),
+                message: String::new(),
+            }],
         };
         send(&mut state, SourceEvent::Rollout { service: s.name.clone(), status });
         send(

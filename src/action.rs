@@ -199,10 +199,7 @@ impl Action {
 
     /// Changes the world, so read-only mode disables it.
     pub fn mutates(self) -> bool {
-        matches!(
-            self,
-            Action::Rebuild | Action::Deploy | Action::Promote | Action::PromoteFull | Action::Rollback
-        )
+        matches!(self, Action::Rebuild | Action::Deploy | Action::Promote | Action::PromoteFull | Action::Rollback)
     }
 
     /// The word shown in the key bar.
@@ -286,8 +283,8 @@ impl Keymap {
                 keymap.bindings.remove(&key);
                 continue;
             }
-            let action: Action = serde_json::from_value(serde_json::Value::String(action_text.clone()))
-                .map_err(|_| {
+            let action: Action =
+                serde_json::from_value(serde_json::Value::String(action_text.clone())).map_err(|_| {
                     let names: Vec<String> = Action::ALL
                         .iter()
                         .filter_map(|a| serde_json::to_value(a).ok())

@@ -61,10 +61,8 @@ impl Loop<'_> {
                     }
                 }
             }
-            let deadline = [self.state.next_deadline().map(|t| self.clock.instant_at(t)), frame_due]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline =
+                [self.state.next_deadline().map(|t| self.clock.instant_at(t)), frame_due].into_iter().flatten().min();
             let first = tokio::select! {
                 msg = self.inbox.recv() => match msg {
                     Some(msg) => msg,

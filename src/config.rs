@@ -362,10 +362,8 @@ impl Config {
         if let Some(path) = explicit {
             return Ok((Config::load(path)?, Some(path.to_owned())));
         }
-        let candidates = [
-            Some(PathBuf::from("cockpit.toml")),
-            dirs::config_dir().map(|d| d.join("cockpit").join("cockpit.toml")),
-        ];
+        let candidates =
+            [Some(PathBuf::from("cockpit.toml")), dirs::config_dir().map(|d| d.join("cockpit").join("cockpit.toml"))];
         for path in candidates.into_iter().flatten() {
             if path.is_file() {
                 return Ok((Config::load(&path)?, Some(path)));

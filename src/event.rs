@@ -96,17 +96,45 @@ pub struct ChangeRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
     /// The services a source knows about; replaces the previous inventory.
-    Inventory { backend: BackendInfo, services: Vec<ServiceInfo> },
-    Rollout { service: String, status: RolloutStatus },
-    Traffic { service: String, traffic: Traffic },
+    Inventory {
+        backend: BackendInfo,
+        services: Vec<ServiceInfo>,
+    },
+    Rollout {
+        service: String,
+        status: RolloutStatus,
+    },
+    Traffic {
+        service: String,
+        traffic: Traffic,
+    },
     /// Canary and primary measured over the same recent interval.
-    Analysis { service: String, primary: TrackMetrics, canary: TrackMetrics },
-    Slo { service: String, report: SloReport },
+    Analysis {
+        service: String,
+        primary: TrackMetrics,
+        canary: TrackMetrics,
+    },
+    Slo {
+        service: String,
+        report: SloReport,
+    },
     /// A metrics problem that concerns one service only (e.g. bad PromQL).
-    MetricsError { service: String, message: String },
-    Logs { service: String, lines: Vec<LogLine> },
-    Build { service: String, build: BuildStatus },
-    Connection { source: String, state: ConnectionState },
+    MetricsError {
+        service: String,
+        message: String,
+    },
+    Logs {
+        service: String,
+        lines: Vec<LogLine>,
+    },
+    Build {
+        service: String,
+        build: BuildStatus,
+    },
+    Connection {
+        source: String,
+        state: ConnectionState,
+    },
     Change(ChangeRecord),
 }
 
@@ -131,9 +159,13 @@ pub struct Request {
 #[serde(rename_all = "kebab-case", tag = "op")]
 pub enum Op {
     Rebuild,
-    Deploy { image: String },
+    Deploy {
+        image: String,
+    },
     /// One step, or (`full`) all the way.
-    Promote { full: bool },
+    Promote {
+        full: bool,
+    },
     Rollback,
 }
 
@@ -154,7 +186,9 @@ impl Op {
 pub enum Question {
     YesNo(String),
     /// The mission-critical gate: type the service's name to force.
-    TypeName { reason: String },
+    TypeName {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

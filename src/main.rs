@@ -160,7 +160,8 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         let size = guard.terminal.size()?;
         let _ = events.send(Msg::Resize { width: size.width, height: size.height }).await;
         tokio::spawn(tui::input(events));
-        let mut app = Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+        let mut app =
+            Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
         let result = app.run(&mut guard.terminal).await;
         drop(guard);
         result

@@ -145,7 +145,8 @@ impl Theme {
     /// A stable colour for a pod, from its name.
     pub fn pod(&self, name: &str) -> Style {
         // FNV-1a: stable across runs and platforms, unlike the std hasher.
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let hash =
+            name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         self.pods[(hash % self.pods.len() as u64) as usize]
     }
 }

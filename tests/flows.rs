@@ -158,9 +158,15 @@ async fn logs_search_pause_and_filter() {
     assert!(!search.matches.is_empty(), "the failing canary logs failed requests");
     assert!(!h.state.log_view.following(), "a search jumps to the newest match and pauses");
     let screen = h.screen(160, 45);
-    assert!(screen.contains(&format!("/request failed  {} of {}", search.matches.len(), search.matches.len())), "{screen}");
+    assert!(
+        screen.contains(&format!("/request failed  {} of {}", search.matches.len(), search.matches.len())),
+        "{screen}"
+    );
     h.press(Key::char('n')).await;
-    assert_eq!(h.state.log_view.search.as_ref().unwrap().position(), Some(search.matches.len().saturating_sub(1).max(1)));
+    assert_eq!(
+        h.state.log_view.search.as_ref().unwrap().position(),
+        Some(search.matches.len().saturating_sub(1).max(1))
+    );
 
     // The level filter hides lines below it.
     for _ in 0..3 {

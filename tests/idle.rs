@@ -28,7 +28,8 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
     let mut state = AppState::new(fleet.backend_info(), Keymap::default(), false, 1000);
     let theme = Theme::default();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    let mut app = Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+    let mut app =
+        Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
 
     tokio::select! {
         result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
@@ -44,7 +45,14 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
     assert_eq!(app.stats, settled, "an hour of silence drew nothing and woke nothing");
 
     // A toast (here: an executor answer) draws once, and wakes once more to expire.
-    let request = Request { id: 9, service: "cart".into(), op: Op::Rollback, confirmed: true, typed_name: None, asked_token: None };
+    let request = Request {
+        id: 9,
+        service: "cart".into(),
+        op: Op::Rollback,
+        confirmed: true,
+        typed_name: None,
+        asked_token: None,
+    };
     events.send(Msg::Exec(ExecEvent::Done { request, summary: "canary 25 → 0 %".into() })).await.unwrap();
     tokio::select! {
         result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),

@@ -142,11 +142,10 @@ fn hostile_log_lines_are_drawn_safely() {
     use std::sync::Arc;
     let mut h = settled(Scenario::Calm);
     let service = h.state.selected_service().unwrap().info.name.clone();
-    let raw: [&[u8]; 3] = [b"\x1b[2J\x1b[H\x1b]0;owned\x07ERROR wiped the screen", b"bad \xff\xfe bytes", &[b'A'; 1 << 20]];
-    let lines = raw
-        .iter()
-        .map(|r| LogLine::from_raw(h.now(), Arc::from("evil-pod"), Track::Primary, r, 4096))
-        .collect();
+    let raw: [&[u8]; 3] =
+        [b"\x1b[2J\x1b[H\x1b]0;owned\x07ERROR wiped the screen", b"bad \xff\xfe bytes", &[b'A'; 1 << 20]];
+    let lines =
+        raw.iter().map(|r| LogLine::from_raw(h.now(), Arc::from("evil-pod"), Track::Primary, r, 4096)).collect();
     h.send(Msg::Source(SourceEvent::Logs { service, lines }));
     let screen = render(&h.state, 160, 45, &Theme::default());
     assert!(screen.contains("wiped the screen"), "{screen}");

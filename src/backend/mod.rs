@@ -7,9 +7,9 @@
 
 pub mod sim;
 
+use crate::domain::Stage;
 use crate::domain::canary::{CanaryPlan, Verdict};
 use crate::domain::slo::SloStatus;
-use crate::domain::Stage;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -43,10 +43,18 @@ pub struct Facts {
 pub enum Plan {
     Rebuild,
     /// Prototypes: replace the primary's image at once.
-    DeployPrimary { image: String },
+    DeployPrimary {
+        image: String,
+    },
     /// Production and mission-critical: start (or replace) the canary.
-    StartCanary { image: String, weight: u8 },
-    SetCanaryWeight { from: u8, to: u8 },
+    StartCanary {
+        image: String,
+        weight: u8,
+    },
+    SetCanaryWeight {
+        from: u8,
+        to: u8,
+    },
     /// The canary's version becomes the primary's; traffic returns to the
     /// primary and the canary is emptied once the primary has rolled out.
     PromoteFull,
@@ -98,7 +106,9 @@ impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BackendError::NotFound(what) => write!(f, "{what} not found"),
-            BackendError::Conflict(what) => write!(f, "changed by someone else ({what}); refreshed, nothing was overwritten"),
+            BackendError::Conflict(what) => {
+                write!(f, "changed by someone else ({what}); refreshed, nothing was overwritten")
+            }
             BackendError::Unsupported(why) | BackendError::Failed(why) => f.write_str(why),
             BackendError::Unavailable(why) => write!(f, "backend unavailable: {why}"),
         }

@@ -171,10 +171,7 @@ pub fn analyse(canary: &TrackMetrics, primary: &TrackMetrics, t: &CanaryThreshol
     }
     let degradation = primary.success_pct - canary.success_pct;
     if primary.requests >= t.min_requests && degradation > t.max_degradation {
-        failures.push(format!(
-            "canary success {degradation:.2} pp below primary (max {})",
-            t.max_degradation
-        ));
+        failures.push(format!("canary success {degradation:.2} pp below primary (max {})", t.max_degradation));
     }
     if canary.p99_ms > t.max_p99_ms {
         failures.push(format!("canary p99 {:.0} ms > {} ms", canary.p99_ms, t.max_p99_ms));

@@ -234,13 +234,11 @@ fn readable_json(text: &str) -> Option<(String, Option<Level>, Option<usize>)> {
     let serde_json::Value::Object(map) = serde_json::from_str(text).ok()? else {
         return None;
     };
-    let level = LEVEL_KEYS
-        .iter()
-        .find_map(|k| map.get(*k).and_then(|v| v.as_str()).and_then(Level::parse));
+    let level = LEVEL_KEYS.iter().find_map(|k| map.get(*k).and_then(|v| v.as_str()).and_then(Level::parse));
     let mut out = MESSAGE_KEYS
         .iter()
         .find_map(|k| map.get(*k).and_then(|v| v.as_str()))
-        .map(|m| strip_controls(m))
+        .map(strip_controls)
         .unwrap_or_default();
     let mut fields_at = None;
     for (key, value) in &map {

@@ -19,9 +19,7 @@ pub const DAY: Millis = Millis(86_400_000);
 
 impl Timestamp {
     pub fn now() -> Self {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(since.as_millis() as i64)
     }
 
@@ -91,9 +89,7 @@ impl Millis {
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(|| format!("`{text}` has no unit (use ms, s, m, h, d or w)"))?;
         let (digits, unit) = text.split_at(split);
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+        let n: i64 = digits.parse().map_err(|_| format!("`{text}` does not start with a whole number"))?;
         let scale = match unit {
             "ms" => 1,
             "s" => SECOND.0,

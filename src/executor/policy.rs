@@ -11,9 +11,9 @@
 //!   outside prototypes.
 
 use crate::backend::{Facts, Plan};
+use crate::domain::Stage;
 use crate::domain::canary::{Promotion, Verdict};
 use crate::domain::slo::SloStatus;
-use crate::domain::Stage;
 use crate::event::{Op, Question, Request};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,10 @@ fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
         return Decision::Refuse(format!("the primary already runs {image}: nothing to canary"));
     }
     if facts.canary_image.as_deref() == Some(image) && facts.canary_weight > 0 {
-        return Decision::Refuse(format!("{image} is already the canary, at {} %: promote it with p", facts.canary_weight));
+        return Decision::Refuse(format!(
+            "{image} is already the canary, at {} %: promote it with p",
+            facts.canary_weight
+        ));
     }
     // Replacing a canary that is in flight throws its progress away: ask.
     if let Some(current) = facts.canary_image.as_deref().filter(|_| facts.canary_weight > 0) {

@@ -7,19 +7,13 @@
 use crate::domain::logs::{Level, LogBuffer, LogLine};
 use std::collections::VecDeque;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogView {
     /// Paused at this line (the bottom row); `None` follows the tail.
     pub anchor: Option<u64>,
     pub min_level: Option<Level>,
     pub wrap: bool,
     pub search: Option<Search>,
-}
-
-impl Default for LogView {
-    fn default() -> Self {
-        LogView { anchor: None, min_level: None, wrap: false, search: None }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +142,8 @@ impl LogView {
     pub fn scroll(&mut self, buffer: &LogBuffer, rows: i64) {
         let min_level = self.min_level;
         // The bottom row: the paused line, or the newest line the filter shows.
-        let Some(start) = self.anchor.or_else(|| buffer.iter().rev().find(|l| passes(l, min_level)).map(|l| l.seq)) else {
+        let Some(start) = self.anchor.or_else(|| buffer.iter().rev().find(|l| passes(l, min_level)).map(|l| l.seq))
+        else {
             return;
         };
         if let Some(search) = &mut self.search {
@@ -157,7 +152,8 @@ impl LogView {
         }
         if rows < 0 {
             let mut target = start;
-            for line in buffer.iter_back_from(start).filter(|l| passes(l, min_level)).take(rows.unsigned_abs() as usize) {
+            for line in buffer.iter_back_from(start).filter(|l| passes(l, min_level)).take(rows.unsigned_abs() as usize)
+            {
                 target = line.seq;
             }
             self.anchor = Some(target);
@@ -240,8 +236,8 @@ impl LogView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::logs::Track;
     use crate::domain::Timestamp;
+    use crate::domain::logs::Track;
     use std::sync::Arc;
 
     fn buffer(texts: &[&str], capacity: usize) -> LogBuffer {

@@ -26,10 +26,20 @@ use std::collections::{BTreeMap, VecDeque};
 pub enum Msg {
     Key(Key),
     /// A left click at a screen cell.
-    Click { column: u16, row: u16 },
+    Click {
+        column: u16,
+        row: u16,
+    },
     /// Mouse wheel over the screen; positive is down.
-    Scroll { column: u16, row: u16, lines: i16 },
-    Resize { width: u16, height: u16 },
+    Scroll {
+        column: u16,
+        row: u16,
+        lines: i16,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// The clock moved on (animations, toast expiry).
     Tick,
     Source(SourceEvent),
@@ -65,9 +75,14 @@ impl Pane {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PromptPurpose {
-    DeployImage { service: String },
+    DeployImage {
+        service: String,
+    },
     /// The mission-critical gate: the request waits for the typed name.
-    TypeName { request: Request, reason: String },
+    TypeName {
+        request: Request,
+        reason: String,
+    },
     Search,
 }
 
@@ -206,8 +221,10 @@ impl AppState {
             let root = self.impacted_by(&s.info.name).is_none();
             (status, root, failing, s.info.stage)
         };
-        let (best, worst) = self.services.iter().enumerate().max_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(b.0.cmp(&a.0)))?;
-        let calm = worst.slo_status().unwrap_or(SloStatus::Ok) == SloStatus::Ok && !worst.live_verdict().is_some_and(|v| v.is_failing());
+        let (best, worst) =
+            self.services.iter().enumerate().max_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(b.0.cmp(&a.0)))?;
+        let calm = worst.slo_status().unwrap_or(SloStatus::Ok) == SloStatus::Ok
+            && !worst.live_verdict().is_some_and(|v| v.is_failing());
         (!calm).then_some(best)
     }
 
@@ -370,9 +387,13 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             }
         }
         SourceEvent::Build { service, build } => {
-            if build.finished.is_some() && !state.service(&service).and_then(|s| s.build.as_ref()).is_some_and(|b| b.finished.is_some()) {
+            if build.finished.is_some()
+                && state.service(&service).and_then(|s| s.build.as_ref()).is_none_or(|b| b.finished.is_none())
+            {
                 match (&build.tag, &build.error) {
-                    (Some(tag), _) => state.toast(ToastKind::Success, format!("{service}: built {tag}; press d to deploy it")),
+                    (Some(tag), _) => {
+                        state.toast(ToastKind::Success, format!("{service}: built {tag}; press d to deploy it"))
+                    }
                     (None, Some(error)) => state.toast(ToastKind::Error, format!("{service}: build failed: {error}")),
                     _ => {}
                 }
@@ -406,8 +427,7 @@ fn with_service(state: &mut AppState, name: &str, change: impl FnOnce(&mut Servi
 
 fn set_inventory(state: &mut AppState, backend: BackendInfo, infos: Vec<ServiceInfo>) {
     let selected = state.selected_service().map(|s| s.info.name.clone());
-    let mut old: BTreeMap<String, ServiceView> =
-        state.services.drain(..).map(|s| (s.info.name.clone(), s)).collect();
+    let mut old: BTreeMap<String, ServiceView> = state.services.drain(..).map(|s| (s.info.name.clone(), s)).collect();
     let mut services: Vec<ServiceView> = infos
         .into_iter()
         .map(|info| match old.remove(&info.name) {
@@ -544,9 +564,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::NextPane => state.focus = state.focus.cycle(true),
         Action::PrevPane => state.focus = state.focus.cycle(false),
         Action::Help => state.modal = Some(Modal::Help),
-        Action::Search => {
-            state.modal = Some(Modal::Prompt { purpose: PromptPurpose::Search, input: String::new() })
-        }
+        Action::Search => state.modal = Some(Modal::Prompt { purpose: PromptPurpose::Search, input: String::new() }),
         Action::NextMatch | Action::PrevMatch => {
             if let Some(s) = state.services.get(state.selected) {
                 if !state.log_view.jump(&s.logs, action == Action::NextMatch) {

@@ -35,10 +35,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     parts.push((6, false, format!("{} UTC", state.now.clock()), theme.dim));
     parts.retain(|p| !p.2.is_empty());
 
-    let width = |kept: &[&(u8, bool, String, Style)]| -> usize { kept.iter().map(|p| p.2.chars().count() + 3).sum::<usize>() + 1 };
+    let width = |kept: &[&(u8, bool, String, Style)]| -> usize {
+        kept.iter().map(|p| p.2.chars().count() + 3).sum::<usize>() + 1
+    };
     let mut kept: Vec<&(u8, bool, String, Style)> = parts.iter().collect();
     while width(&kept) > area.width as usize {
-        let Some(drop) = kept.iter().enumerate().filter(|(_, p)| p.0 > 0).max_by_key(|(_, p)| p.0).map(|(i, _)| i) else {
+        let Some(drop) = kept.iter().enumerate().filter(|(_, p)| p.0 > 0).max_by_key(|(_, p)| p.0).map(|(i, _)| i)
+        else {
             break;
         };
         kept.remove(drop);

@@ -61,8 +61,7 @@ pub fn main(area: Rect) -> Option<MainAreas> {
     };
     let [top, slo, logs] =
         Layout::vertical([Constraint::Length(top), Constraint::Length(slo), Constraint::Min(3)]).areas(right);
-    let [rollout, canary] =
-        Layout::horizontal([Constraint::Percentage(46), Constraint::Percentage(54)]).areas(top);
+    let [rollout, canary] = Layout::horizontal([Constraint::Percentage(46), Constraint::Percentage(54)]).areas(top);
     Some(MainAreas { header, services, rollout, canary, slo, logs, keybar })
 }
 
@@ -75,10 +74,5 @@ pub fn log_rows(width: u16, height: u16) -> u16 {
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
-    Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    }
+    Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
 }

@@ -90,7 +90,13 @@ fn visible_rows<'a>(
     rows
 }
 
-fn line_spans<'a>(line: &'a LogLine, pod_width: usize, search: Option<&Search>, current: bool, theme: &Theme) -> Vec<Span<'a>> {
+fn line_spans<'a>(
+    line: &'a LogLine,
+    pod_width: usize,
+    search: Option<&Search>,
+    current: bool,
+    theme: &Theme,
+) -> Vec<Span<'a>> {
     let level = line.level.unwrap_or(Level::Info);
     let level_style = match level {
         Level::Error => theme.bad,
@@ -110,7 +116,8 @@ fn line_spans<'a>(line: &'a LogLine, pod_width: usize, search: Option<&Search>, 
         mark,
         Span::styled(format!("{:<5} ", level.as_str()), level_style),
     ];
-    let text_style = if level >= Level::Warn { level_style.remove_modifier(ratatui::style::Modifier::BOLD) } else { theme.text };
+    let text_style =
+        if level >= Level::Warn { level_style.remove_modifier(ratatui::style::Modifier::BOLD) } else { theme.text };
     let mut split = line.fields_at.unwrap_or(line.text.len()).min(line.text.len());
     while !line.text.is_char_boundary(split) {
         split -= 1;

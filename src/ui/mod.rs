@@ -39,7 +39,10 @@ fn too_small(frame: &mut Frame, theme: &Theme) {
     let area = frame.area();
     let text = vec![
         Line::styled("terminal too small", theme.bad),
-        Line::styled(format!("{}×{}, cockpit needs {}×{}", area.width, area.height, layout::MIN_WIDTH, layout::MIN_HEIGHT), theme.text),
+        Line::styled(
+            format!("{}×{}, cockpit needs {}×{}", area.width, area.height, layout::MIN_WIDTH, layout::MIN_HEIGHT),
+            theme.text,
+        ),
         Line::styled("enlarge the window, or press q to quit", theme.dim),
     ];
     let top = area.height.saturating_sub(3) / 2;
@@ -50,9 +53,7 @@ fn too_small(frame: &mut Frame, theme: &Theme) {
 /// A pane's border, highlighted when focused.
 pub fn pane_block<'a>(title: Line<'a>, pane: Pane, state: &AppState, theme: &Theme) -> Block<'a> {
     let focused = state.focus == pane && state.modal.is_none();
-    Block::bordered()
-        .border_style(if focused { theme.border_focus } else { theme.border })
-        .title(title)
+    Block::bordered().border_style(if focused { theme.border_focus } else { theme.border }).title(title)
 }
 
 /// ` Title · detail ` in pane-title style.
@@ -88,11 +89,7 @@ pub fn percent(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".into();
     }
-    if (99.0..100.0).contains(&value) || value.abs() < 1.0 {
-        format!("{value:.2} %")
-    } else {
-        format!("{value:.1} %")
-    }
+    if (99.0..100.0).contains(&value) || value.abs() < 1.0 { format!("{value:.2} %") } else { format!("{value:.1} %") }
 }
 
 /// Cuts `text` to `width` cells, marking the cut with `…`.

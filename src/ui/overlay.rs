@@ -1,8 +1,8 @@
 //! What floats above the panes: help, prompts (deploy image, search, the
 //! typed-name gate), y/n confirmations, and toasts.
 
-use super::layout::centered;
 use super::fit;
+use super::layout::centered;
 use crate::action::Action;
 use crate::state::{AppState, Modal, PromptPurpose, ToastKind};
 use crate::theme::Theme;
@@ -31,7 +31,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         }
         Some(Modal::Prompt { purpose, input }) => {
             let (heading, hint) = match purpose {
-                PromptPurpose::Search => (" Search logs ".to_string(), "smart case: a capital letter makes it exact".to_string()),
+                PromptPurpose::Search => {
+                    (" Search logs ".to_string(), "smart case: a capital letter makes it exact".to_string())
+                }
                 PromptPurpose::DeployImage { service } => {
                     let stage = state.service(service).map(|s| s.info.stage);
                     let how = match stage {
@@ -65,7 +67,8 @@ fn boxed(frame: &mut Frame, area: Rect, heading: &str, lines: Vec<Line>, theme: 
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(text_width).max(1)).sum();
     let rect = centered(area, width, rows as u16 + 2);
     frame.render_widget(Clear, rect);
-    let block = Block::bordered().border_style(theme.border_focus).title(Line::styled(heading.to_string(), theme.accent));
+    let block =
+        Block::bordered().border_style(theme.border_focus).title(Line::styled(heading.to_string(), theme.accent));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), rect);
 }
 
@@ -115,6 +118,9 @@ fn toasts(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let w = (text.chars().count() as u16 + 2).min(width);
         let rect = Rect { x: area.x + area.width - w, y, width: w, height: 1 };
         frame.render_widget(Clear, rect);
-        frame.render_widget(Paragraph::new(Line::styled(format!(" {text} "), style.add_modifier(ratatui::style::Modifier::REVERSED))), rect);
+        frame.render_widget(
+            Paragraph::new(Line::styled(format!(" {text} "), style.add_modifier(ratatui::style::Modifier::REVERSED))),
+            rect,
+        );
     }
 }

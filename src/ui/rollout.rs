@@ -47,7 +47,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         RolloutPhase::Paused => ("‖ Paused", theme.warn),
     };
     let revision = match (rollout.revisions.first(), rollout.revisions.get(1)) {
-        (Some(new), Some(old)) if rollout.phase == RolloutPhase::Progressing => format!("rev {} → {}", old.number, new.number),
+        (Some(new), Some(old)) if rollout.phase == RolloutPhase::Progressing => {
+            format!("rev {} → {}", old.number, new.number)
+        }
         (Some(new), _) => format!("rev {}", new.number),
         _ => String::new(),
     };

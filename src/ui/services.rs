@@ -30,7 +30,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .skip(offset)
         .take(inner.height as usize)
         .map(|row| match row {
-            ListRow::Heading(stage) => Line::styled(stage.title(), theme.dim.add_modifier(ratatui::style::Modifier::BOLD)),
+            ListRow::Heading(stage) => {
+                Line::styled(stage.title(), theme.dim.add_modifier(ratatui::style::Modifier::BOLD))
+            }
             ListRow::Service(i) => service_row(state, &state.services[*i], *i == state.selected, width, theme),
         })
         .collect();

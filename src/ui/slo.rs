@@ -20,10 +20,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         title_spans.push(Span::styled(format!(" · {}", s.info.name), theme.text));
     }
     if let Some(r) = report {
-        title_spans.push(Span::styled(
-            format!(" · {} % over {} ", r.spec.objective, r.spec.window),
-            theme.text,
-        ));
+        title_spans.push(Span::styled(format!(" · {} % over {} ", r.spec.objective, r.spec.window), theme.text));
     } else {
         title_spans.push(Span::raw(" "));
     }

@@ -305,7 +305,7 @@ impl SimFleet {
     /// scenario's recent past, so budgets and burn rates mean something from
     /// the first frame.
     fn fill_history(&mut self) {
-        let minutes = (SloSpec::default().window.0 / MINUTE.0) as i64;
+        let minutes = SloSpec::default().window.0 / MINUTE.0;
         let mut incidents: Vec<Vec<(i64, i64, f64)>> = Vec::new();
         for _ in 0..self.services.len() {
             let count = self.rng.below(3);
@@ -593,7 +593,14 @@ impl SimFleet {
                 let version = catalog::bump(&s.latest_version);
                 s.latest_version = version.clone();
                 let tag = catalog::image(name, &version);
-                s.build = Some(Build { started: now, step: 0, next_step_at: now, tag: tag.clone(), output: Vec::new(), finished: None });
+                s.build = Some(Build {
+                    started: now,
+                    step: 0,
+                    next_step_at: now,
+                    tag: tag.clone(),
+                    output: Vec::new(),
+                    finished: None,
+                });
                 format!("building {tag}")
             }
             Plan::DeployPrimary { image } => {
@@ -625,7 +632,10 @@ impl SimFleet {
             Plan::SetCanaryWeight { from, to } => {
                 let s = &mut self.services[i];
                 if s.weight != *from {
-                    return Err(BackendError::Conflict(format!("{name}'s canary weight is {} %, not {from} %", s.weight)));
+                    return Err(BackendError::Conflict(format!(
+                        "{name}'s canary weight is {} %, not {from} %",
+                        s.weight
+                    )));
                 }
                 s.weight = *to;
                 s.canary.scale(canary_replicas(s.primary.desired, *to), now);
@@ -768,8 +778,16 @@ impl Service {
             })
             .collect();
         let current = spec.versions.last().copied().unwrap_or("0.1.0");
-        let primary = Workload::running(spec.name, &catalog::image(spec.name, current), spec.replicas, revisions, start, rng);
-        let canary = Workload::running(&format!("{}-canary", spec.name), &catalog::image(spec.name, current), 0, Vec::new(), start, rng);
+        let primary =
+            Workload::running(spec.name, &catalog::image(spec.name, current), spec.replicas, revisions, start, rng);
+        let canary = Workload::running(
+            &format!("{}-canary", spec.name),
+            &catalog::image(spec.name, current),
+            0,
+            Vec::new(),
+            start,
+            rng,
+        );
         let slo = SloSpec { objective: spec.objective, window: SloSpec::default().window };
         Service {
             spec,
@@ -917,7 +935,10 @@ mod tests {
         let run = || {
             let mut f = fleet(Scenario::BadCanary);
             let start = f.now();
-            (1..=20).flat_map(|k| f.advance_to(start.plus(Millis(k * 500)))).map(|e| format!("{e:?}")).collect::<Vec<_>>()
+            (1..=20)
+                .flat_map(|k| f.advance_to(start.plus(Millis(k * 500))))
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
     }

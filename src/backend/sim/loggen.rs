@@ -85,11 +85,24 @@ fn error(rng: &mut Rng, cx: &LineContext<'_>, path: &str) -> Vec<Vec<u8>> {
         ];
     }
     if rng.chance(0.5) {
-        return vec![format!(
-            r#"{{"level":"error","msg":"request failed","path":"{path}","status":500,"error":"{}"}}"#,
-            rng.pick(&["deadline exceeded", "connection reset by peer", "invalid state transition", "serialization failure"])
-        )
-        .into_bytes()];
+        return vec![
+            format!(
+                r#"{{"level":"error","msg":"request failed","path":"{path}","status":500,"error":"{}"}}"#,
+                rng.pick(&[
+                    "deadline exceeded",
+                    "connection reset by peer",
+                    "invalid state transition",
+                    "serialization failure"
+                ])
+            )
+            .into_bytes(),
+        ];
     }
-    vec![format!("ERROR {path} 500 Internal Server Error: {}", rng.pick(&["nil pointer in price rule", "db pool exhausted", "unexpected EOF"])).into_bytes()]
+    vec![
+        format!(
+            "ERROR {path} 500 Internal Server Error: {}",
+            rng.pick(&["nil pointer in price rule", "db pool exhausted", "unexpected EOF"])
+        )
+        .into_bytes(),
+    ]
 }

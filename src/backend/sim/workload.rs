@@ -3,9 +3,9 @@
 //! reported through the same `rollout::phase` the Kubernetes backend uses.
 
 use super::rng::Rng;
+use crate::domain::Timestamp;
 use crate::domain::rollout::{self, Condition, ReplicaCounts, Revision, RolloutStatus};
 use crate::domain::time::{Millis, SECOND};
-use crate::domain::Timestamp;
 use std::sync::Arc;
 
 /// How long a rollout may go without progress before it is failed.
@@ -44,7 +44,14 @@ pub struct Workload {
 
 impl Workload {
     /// A workload that has been running `image` at `desired` replicas.
-    pub fn running(name: &str, image: &str, desired: u32, revisions: Vec<Revision>, now: Timestamp, rng: &mut Rng) -> Self {
+    pub fn running(
+        name: &str,
+        image: &str,
+        desired: u32,
+        revisions: Vec<Revision>,
+        now: Timestamp,
+        rng: &mut Rng,
+    ) -> Self {
         let mut w = Workload {
             name: name.to_owned(),
             image: image.to_owned(),
@@ -148,7 +155,9 @@ impl Workload {
         }
         // Scale down surplus pods of the current template.
         while current(&self.pods, &self.image) > self.desired {
-            if let Some(extra) = self.pods.iter_mut().rev().find(|p| p.terminating_since.is_none() && p.image == self.image) {
+            if let Some(extra) =
+                self.pods.iter_mut().rev().find(|p| p.terminating_since.is_none() && p.image == self.image)
+            {
                 extra.terminating_since = Some(now);
             }
         }
@@ -187,7 +196,12 @@ impl Workload {
         let available = Condition {
             kind: "Available".into(),
             ok: replicas.available >= self.desired,
-            reason: if replicas.available >= self.desired { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }.into(),
+            reason: if replicas.available >= self.desired {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            }
+            .into(),
             message: String::new(),
         };
         let progressing = if self.deadline_exceeded {
@@ -201,7 +215,12 @@ impl Workload {
             Condition {
                 kind: "Progressing".into(),
                 ok: true,
-                reason: if phase == crate::domain::RolloutPhase::Complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" }.into(),
+                reason: if phase == crate::domain::RolloutPhase::Complete {
+                    "NewReplicaSetAvailable"
+                } else {
+                    "ReplicaSetUpdated"
+                }
+                .into(),
                 message: String::new(),
             }
         };
