@@ -146,6 +146,10 @@ pub struct AppState {
     pub time_scale: f64,
     /// Questions from the executor that arrived while another modal was open.
     pub questions: VecDeque<Modal>,
+    /// Service name to position in `services`.
+    index: std::collections::HashMap<String, usize>,
+    /// Per service, the paging dependency that drags it, if any.
+    impacts: Vec<Option<usize>>,
     next_request: u64,
 }
 
@@ -174,6 +178,8 @@ impl AppState {
             user_moved: false,
             time_scale: 1.0,
             questions: VecDeque::new(),
+            index: std::collections::HashMap::new(),
+            impacts: Vec::new(),
             next_request: 1,
         }
     }
@@ -183,32 +189,58 @@ impl AppState {
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceView> {
-        self.services.iter().find(|s| s.info.name == name)
+        self.service_index(name).map(|i| &self.services[i])
     }
 
     fn service_index(&self, name: &str) -> Option<usize> {
-        self.services.iter().position(|s| s.info.name == name)
+        self.index.get(name).copied()
     }
 
     /// The paging service this one depends on, directly or through others:
     /// the likely root cause when this one suffers.
     pub fn impacted_by(&self, name: &str) -> Option<&str> {
-        let mut seen = vec![name];
-        let mut frontier: Vec<&str> = self.service(name)?.info.depends_on.iter().map(String::as_str).collect();
-        let mut culprit = None;
-        while let Some(dep) = frontier.pop() {
-            if seen.contains(&dep) {
-                continue;
-            }
-            seen.push(dep);
-            let Some(service) = self.service(dep) else { continue };
-            if service.slo_status() == Some(SloStatus::Page) {
-                // Keep walking: a deeper paging dependency is the better answer.
-                culprit = Some(dep);
-            }
-            frontier.extend(service.info.depends_on.iter().map(String::as_str));
-        }
-        culprit
+        let culprit = (*self.impacts.get(self.service_index(name)?)?)?;
+        Some(self.services[culprit].info.name.as_str())
+    }
+
+    /// Recomputes every service's root cause. Runs when the inventory or a
+    /// paging status changes, never while drawing.
+    fn recompute_impacts(&mut self) {
+        let paging: Vec<bool> = self.services.iter().map(|s| s.slo_status() == Some(SloStatus::Page)).collect();
+        let deps: Vec<Vec<usize>> = self
+            .services
+            .iter()
+            .map(|s| s.info.depends_on.iter().filter_map(|d| self.index.get(d).copied()).collect())
+            .collect();
+        let any_paging = paging.iter().any(|p| *p);
+        self.impacts = (0..self.services.len())
+            .map(|start| {
+                if !any_paging {
+                    return None;
+                }
+                // Breadth first: the deepest paging dependency is the root cause.
+                let mut seen = vec![false; deps.len()];
+                seen[start] = true;
+                let mut level: Vec<usize> = vec![start];
+                let mut culprit = None;
+                while !level.is_empty() {
+                    let mut next = Vec::new();
+                    for &i in &level {
+                        for &d in &deps[i] {
+                            if !seen[d] {
+                                seen[d] = true;
+                                if paging[d] {
+                                    culprit = Some(d);
+                                }
+                                next.push(d);
+                            }
+                        }
+                    }
+                    level = next;
+                }
+                culprit
+            })
+            .collect();
     }
 
     /// The service most in need of attention: paging before ticket before
@@ -362,10 +394,15 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             with_service(state, &service, |s| s.set_analysis(primary, canary));
         }
         SourceEvent::Slo { service, report } => {
+            let was = state.service(&service).and_then(|s| s.slo_status());
+            let paging_changed = (was == Some(SloStatus::Page)) != (report.status == SloStatus::Page);
             with_service(state, &service, |s| {
                 s.slo = Some(report);
                 s.metrics_error = None;
             });
+            if paging_changed {
+                state.recompute_impacts();
+            }
             if !state.user_moved {
                 if let Some(worst) = state.worst_service() {
                     select(state, worst);
@@ -440,6 +477,8 @@ fn set_inventory(state: &mut AppState, backend: BackendInfo, infos: Vec<ServiceI
         .collect();
     services.sort_by(|a, b| (a.info.stage, &a.info.name).cmp(&(b.info.stage, &b.info.name)));
     state.services = services;
+    state.index = state.services.iter().enumerate().map(|(i, s)| (s.info.name.clone(), i)).collect();
+    state.recompute_impacts();
     state.backend = backend;
     match selected.as_deref().and_then(|n| state.service_index(n)) {
         Some(index) => state.selected = index,

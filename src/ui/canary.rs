@@ -101,26 +101,33 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             Verdict::Failing(_) => ("✗ FAILING", theme.bad),
             Verdict::NotEnoughData(_) => ("… NOT ENOUGH DATA", theme.warn),
         };
-        // The verdict and its reasons always show: the table gives way.
-        let mut verdict_lines = vec![Line::styled(label, style)];
-        for reason in verdict.reason().split("; ") {
-            verdict_lines.push(Line::styled(fit(reason, width), theme.text));
+        let reasons: Vec<&str> = verdict.reason().split("; ").collect();
+        // Short panes give way in this order: the table's header, then the
+        // reasons' own lines (joined after the label), then the table.
+        if lines.len() + 1 + reasons.len() > height && has_table(&lines) {
+            lines.remove(3);
         }
-        if lines.len() + verdict_lines.len() > height {
-            // Put the label and first reason on one line, then cut the table.
-            let first = verdict_lines.remove(1);
-            verdict_lines[0] = Line::from(vec![
+        let mut verdict_lines = Vec::new();
+        if lines.len() + 1 + reasons.len() <= height {
+            verdict_lines.push(Line::styled(label, style));
+            verdict_lines.extend(reasons.iter().map(|r| Line::styled(fit(r, width), theme.text)));
+        } else {
+            let joined = reasons.join("; ");
+            verdict_lines.push(Line::from(vec![
                 Span::styled(label, style),
                 Span::raw(" "),
-                Span::styled(fit(&first.to_string(), width.saturating_sub(label.chars().count() + 1)), theme.text),
-            ]);
-            let keep = height.saturating_sub(verdict_lines.len()).max(2.min(height));
-            lines.truncate(keep);
-            verdict_lines.truncate(height.saturating_sub(lines.len()));
+                Span::styled(fit(&joined, width.saturating_sub(label.chars().count() + 1)), theme.text),
+            ]));
         }
+        lines.truncate(height.saturating_sub(verdict_lines.len()));
         lines.extend(verdict_lines);
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Whether the success/p99 table (with its header on line 4) is drawn.
+fn has_table(lines: &[Line]) -> bool {
+    lines.get(3).is_some_and(|l| l.to_string().contains("success"))
 }
 
 /// `registry.example/shop/checkout:1.5.0` → `1.5.0`; an untagged or

@@ -72,7 +72,7 @@ fn visible_rows<'a>(
             break;
         }
         let current = view.search.as_ref().and_then(|s| s.current) == Some(line.seq);
-        let spans = line_spans(line, pod_width, view.search.as_ref(), current, theme);
+        let spans = line_spans(line, &service.info.name, pod_width, view.search.as_ref(), current, theme);
         if view.wrap {
             let mut wrapped = wrap(spans, width);
             // Walking backwards: the last row of this line goes first.
@@ -92,6 +92,7 @@ fn visible_rows<'a>(
 
 fn line_spans<'a>(
     line: &'a LogLine,
+    service: &str,
     pod_width: usize,
     search: Option<&Search>,
     current: bool,
@@ -111,7 +112,11 @@ fn line_spans<'a>(
     let mut spans = vec![
         Span::styled(line.at.clock(), theme.dim),
         Span::raw(" "),
-        Span::styled(fit_end(&line.pod, pod_width), theme.pod(&line.pod)),
+        // The pane's title names the service; the pod column shows the rest.
+        Span::styled(
+            fit_end(line.pod.strip_prefix(service).and_then(|p| p.strip_prefix('-')).unwrap_or(&line.pod), pod_width),
+            theme.pod(&line.pod),
+        ),
         Span::raw(" "),
         mark,
         Span::styled(format!("{:<5} ", level.as_str()), level_style),
