@@ -235,11 +235,8 @@ fn readable_json(text: &str) -> Option<(String, Option<Level>, Option<usize>)> {
         return None;
     };
     let level = LEVEL_KEYS.iter().find_map(|k| map.get(*k).and_then(|v| v.as_str()).and_then(Level::parse));
-    let mut out = MESSAGE_KEYS
-        .iter()
-        .find_map(|k| map.get(*k).and_then(|v| v.as_str()))
-        .map(strip_controls)
-        .unwrap_or_default();
+    let mut out =
+        MESSAGE_KEYS.iter().find_map(|k| map.get(*k).and_then(|v| v.as_str())).map(strip_controls).unwrap_or_default();
     let mut fields_at = None;
     for (key, value) in &map {
         let key = key.as_str();
