@@ -5,10 +5,13 @@ use clap::Parser;
 use cockpit::action::Keymap;
 use cockpit::app::Loop;
 use cockpit::audit::AuditLog;
+use cockpit::backend::prometheus::{self, Source as PrometheusSource};
 use cockpit::backend::sim::{self, SimBackend, SimFleet, SimOptions};
+use cockpit::backend::{NoWorkloads, config_inventory};
 use cockpit::clock::Clock;
 use cockpit::config::{Config, Scenario};
 use cockpit::domain::Timestamp;
+use cockpit::event::SourceEvent;
 use cockpit::executor::{self, Executor};
 use cockpit::state::{AppState, Msg};
 use cockpit::theme::Theme;
@@ -91,21 +94,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> color_eyre::Result<()> {
     let (config, _config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
-    let real_backends: Vec<&str> = [
-        config.kubernetes.as_ref().map(|_| "[kubernetes]"),
-        config.prometheus.as_ref().map(|_| "[prometheus]"),
-        config.docker.as_ref().map(|_| "[docker]"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !cli.demo && !real_backends.is_empty() {
+    // Prometheus alone is supported: metrics for the config's services,
+    // with no workload backend. Workload backends are not in this build.
+    let workload_backends: Vec<&str> =
+        [config.kubernetes.as_ref().map(|_| "[kubernetes]"), config.docker.as_ref().map(|_| "[docker]")]
+            .into_iter()
+            .flatten()
+            .collect();
+    if !cli.demo && !workload_backends.is_empty() {
         return Err(user_error(format!(
             "the config asks for {} but this build of cockpit only has the simulated fleet; \
              run `cockpit --demo`, or remove those sections",
-            real_backends.join(", ")
+            workload_backends.join(", ")
         )));
     }
+    let metrics_only = match (&config.prometheus, cli.demo) {
+        (Some(prometheus), false) if config.services.is_empty() => {
+            return Err(user_error(format!(
+                "[prometheus] ({}) is configured but the config lists no [[service]] to watch; \
+                 add [[service]] sections, or run `cockpit --demo`",
+                prometheus.url
+            )));
+        }
+        (Some(prometheus), false) => Some(prometheus.clone()),
+        _ => None,
+    };
     let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         Theme::monochrome()
     } else {
@@ -136,38 +149,69 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         .build()
         .wrap_err("cannot start the async runtime")?;
     let result = runtime.block_on(async move {
-        let clock = Clock::starting_at(options.start, speed);
-        let fleet = SimFleet::new(options);
-        let info = fleet.backend_info();
-        let team = fleet.team().to_string();
-        let backend = SimBackend::new(fleet);
-        let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
-        state.team = Some(config.team.clone().unwrap_or(team));
-        state.time_scale = speed;
-
-        let (events, mut inbox) = mpsc::channel::<Msg>(4096);
+        let (events, inbox) = mpsc::channel::<Msg>(4096);
         let (requests, request_inbox) = mpsc::channel(64);
-        let executor = Executor::new(backend.clone(), read_only, audit, clock).with_identity(
-            &executor::current_user(),
-            &info.kind,
-            &info.context,
-        );
-        tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
-        tokio::spawn(sim::run(backend, clock, events.clone()));
-        tokio::spawn(tui::signals(events.clone()));
-
-        let mut guard = TerminalGuard::enter().wrap_err("cannot take over the terminal")?;
-        let size = guard.terminal.size()?;
-        let _ = events.send(Msg::Resize { width: size.width, height: size.height }).await;
-        tokio::spawn(tui::input(events));
-        let mut app =
-            Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
-        let result = app.run(&mut guard.terminal).await;
-        drop(guard);
-        result
+        match metrics_only {
+            Some(prometheus) => {
+                // Real time: metrics are queried at the clock's now.
+                let clock = Clock::system();
+                let source = PrometheusSource::new(&prometheus, &config.services, &config.canary)
+                    .map_err(|e| user_error(format!("[prometheus]: {e}")))?;
+                let (info, services) = config_inventory(&config, &prometheus.url);
+                let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
+                state.team = config.team.clone();
+                let executor = Executor::new(NoWorkloads, read_only, audit, clock).with_identity(
+                    &executor::current_user(),
+                    &info.kind,
+                    &info.context,
+                );
+                let _ = events.send(Msg::Source(SourceEvent::Inventory { backend: info, services })).await;
+                tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
+                tokio::spawn(prometheus::run(source, clock, events.clone()));
+                run_loop(state, &theme, clock, events, inbox, requests).await
+            }
+            None => {
+                let clock = Clock::starting_at(options.start, speed);
+                let fleet = SimFleet::new(options);
+                let info = fleet.backend_info();
+                let team = fleet.team().to_string();
+                let backend = SimBackend::new(fleet);
+                let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
+                state.team = Some(config.team.clone().unwrap_or(team));
+                state.time_scale = speed;
+                let executor = Executor::new(backend.clone(), read_only, audit, clock).with_identity(
+                    &executor::current_user(),
+                    &info.kind,
+                    &info.context,
+                );
+                tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
+                tokio::spawn(sim::run(backend, clock, events.clone()));
+                run_loop(state, &theme, clock, events, inbox, requests).await
+            }
+        }
     });
     // Background tasks (a blocked stdin read among them) must not keep the
     // process alive after the terminal is restored.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
+}
+
+/// Takes over the terminal and runs the loop until the user quits.
+async fn run_loop(
+    mut state: AppState,
+    theme: &Theme,
+    clock: Clock,
+    events: mpsc::Sender<Msg>,
+    mut inbox: mpsc::Receiver<Msg>,
+    requests: mpsc::Sender<cockpit::event::Request>,
+) -> color_eyre::Result<()> {
+    tokio::spawn(tui::signals(events.clone()));
+    let mut guard = TerminalGuard::enter().wrap_err("cannot take over the terminal")?;
+    let size = guard.terminal.size()?;
+    let _ = events.send(Msg::Resize { width: size.width, height: size.height }).await;
+    tokio::spawn(tui::input(events));
+    let mut app = Loop { state: &mut state, theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+    let result = app.run(&mut guard.terminal).await;
+    drop(guard);
     result
 }

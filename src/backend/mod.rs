@@ -3,13 +3,18 @@
 //! backend) send `event::SourceEvent`s; this trait is the way back in.
 //!
 //! The simulated fleet implements it today; Kubernetes and Docker plug in
-//! here without touching state or UI.
+//! here without touching state or UI. `prometheus` is a metrics source
+//! only; with it alone, the inventory comes from the config
+//! (`config_inventory`) and changes are answered by `NoWorkloads`.
 
+pub mod prometheus;
 pub mod sim;
 
+use crate::config::Config;
 use crate::domain::Stage;
 use crate::domain::canary::{CanaryPlan, Verdict};
 use crate::domain::slo::SloStatus;
+use crate::event::{BackendInfo, ServiceInfo};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
@@ -127,4 +132,45 @@ pub trait Workloads: Send + Sync + 'static {
         plan: &Plan,
         context: &ActionContext,
     ) -> impl Future<Output = Result<Change, BackendError>> + Send;
+}
+
+/// The answer to every change while no workload backend is configured.
+pub const NO_WORKLOADS: &str = "no workload backend configured: add [kubernetes] or run --demo";
+
+/// The workload backend of a cockpit that only watches metrics: every
+/// action is answered, clearly, that there is nothing to act on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWorkloads;
+
+impl Workloads for NoWorkloads {
+    async fn facts(&self, _service: &str) -> Result<Facts, BackendError> {
+        Err(BackendError::Unavailable(NO_WORKLOADS.into()))
+    }
+
+    async fn apply(&self, _service: &str, _plan: &Plan, _context: &ActionContext) -> Result<Change, BackendError> {
+        Err(BackendError::Unavailable(NO_WORKLOADS.into()))
+    }
+}
+
+/// The inventory of the config's `[[service]]`s, for a cockpit whose
+/// services are known from its config alone (`context` is shown in the
+/// header, e.g. the Prometheus URL).
+pub fn config_inventory(config: &Config, context: &str) -> (BackendInfo, Vec<ServiceInfo>) {
+    let backend = BackendInfo { kind: "config".into(), context: context.into(), simulated: false, scenario: None };
+    let services = config
+        .services
+        .iter()
+        .map(|service| {
+            let canary = service.canary.resolve(&config.canary);
+            ServiceInfo {
+                name: service.name.clone(),
+                stage: service.stage,
+                owner: service.owner.clone(),
+                depends_on: service.depends_on.clone(),
+                thresholds: canary.thresholds(),
+                plan: canary.steps,
+            }
+        })
+        .collect();
+    (backend, services)
 }
