@@ -29,59 +29,65 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         frame.render_widget(Paragraph::new(lines), inner);
         return;
     }
-    let Some(traffic) = &service.traffic else {
+    let label_width = 8;
+    if let Some(traffic) = &service.traffic {
+        let weight = service.canary_weight();
+        let image_width = (width / 4).clamp(7, 16);
+        let bar_width = width.saturating_sub(label_width + image_width + 7).max(4);
+        let split_line = |label: &str, image: &str, share: u8, style| {
+            let (done, todo) = bar(f64::from(share) / 100.0, bar_width);
+            Line::from(vec![
+                Span::styled(pad(label, label_width), theme.dim),
+                Span::styled(pad(&version(image), image_width), theme.text),
+                Span::raw(" "),
+                Span::styled(done, style),
+                Span::styled(todo, theme.faint),
+                Span::styled(format!("{share:>4} %"), theme.text),
+            ])
+        };
+        lines.push(split_line("primary", &traffic.primary_image, 100 - weight, theme.ok));
+        match &traffic.canary_image {
+            Some(image) if weight > 0 => lines.push(split_line("canary", image, weight, theme.canary)),
+            _ => {
+                lines.push(Line::styled("no canary in flight: d deploys one", theme.dim));
+                frame.render_widget(Paragraph::new(lines), inner);
+                return;
+            }
+        }
+
+        // Plan position, with the actual share when a source can tell it.
+        let plan = &service.info.plan;
+        let position = plan.position(weight);
+        let mut steps: Vec<Span> =
+            vec![Span::styled(format!("step {} of {}  ", position.step, position.of), theme.text)];
+        for (i, step) in plan.steps().iter().chain(std::iter::once(&100)).enumerate() {
+            if i > 0 {
+                steps.push(Span::styled("→", theme.faint));
+            }
+            let text = format!("{step}");
+            if *step == weight {
+                steps.push(Span::styled(format!("[{text}]"), theme.accent));
+            } else {
+                steps.push(Span::styled(text, theme.dim));
+            }
+        }
+        let actual = match traffic.actual_weight {
+            Some(a) => format!("  actual {a:.1} %"),
+            None => "  actual n/a".into(),
+        };
+        steps.push(Span::styled(actual, theme.dim));
+        if let Some(note) = &traffic.note {
+            steps.push(Span::styled(format!("  {note}"), theme.dim));
+        }
+        lines.push(Line::from(steps));
+    } else if service.analysis.is_some() {
+        // Metrics without a workload backend: the split is unknown, the
+        // comparison is still worth showing.
+        lines.push(Line::styled("traffic split: unknown (no workload backend)", theme.dim));
+    } else {
         frame.render_widget(Paragraph::new(Line::styled("no traffic data yet", theme.dim)), inner);
         return;
-    };
-    let weight = service.canary_weight();
-    let label_width = 8;
-    let image_width = (width / 4).clamp(7, 16);
-    let bar_width = width.saturating_sub(label_width + image_width + 7).max(4);
-    let split_line = |label: &str, image: &str, share: u8, style| {
-        let (done, todo) = bar(f64::from(share) / 100.0, bar_width);
-        Line::from(vec![
-            Span::styled(pad(label, label_width), theme.dim),
-            Span::styled(pad(&version(image), image_width), theme.text),
-            Span::raw(" "),
-            Span::styled(done, style),
-            Span::styled(todo, theme.faint),
-            Span::styled(format!("{share:>4} %"), theme.text),
-        ])
-    };
-    lines.push(split_line("primary", &traffic.primary_image, 100 - weight, theme.ok));
-    match &traffic.canary_image {
-        Some(image) if weight > 0 => lines.push(split_line("canary", image, weight, theme.canary)),
-        _ => {
-            lines.push(Line::styled("no canary in flight: d deploys one", theme.dim));
-            frame.render_widget(Paragraph::new(lines), inner);
-            return;
-        }
     }
-
-    // Plan position, with the actual share when a source can tell it.
-    let plan = &service.info.plan;
-    let position = plan.position(weight);
-    let mut steps: Vec<Span> = vec![Span::styled(format!("step {} of {}  ", position.step, position.of), theme.text)];
-    for (i, step) in plan.steps().iter().chain(std::iter::once(&100)).enumerate() {
-        if i > 0 {
-            steps.push(Span::styled("→", theme.faint));
-        }
-        let text = format!("{step}");
-        if *step == weight {
-            steps.push(Span::styled(format!("[{text}]"), theme.accent));
-        } else {
-            steps.push(Span::styled(text, theme.dim));
-        }
-    }
-    let actual = match traffic.actual_weight {
-        Some(a) => format!("  actual {a:.1} %"),
-        None => "  actual n/a".into(),
-    };
-    steps.push(Span::styled(actual, theme.dim));
-    if let Some(note) = &traffic.note {
-        steps.push(Span::styled(format!("  {note}"), theme.dim));
-    }
-    lines.push(Line::from(steps));
 
     if let Some((primary, canary)) = &service.analysis {
         lines.push(Line::styled(format!("{}{}p99", pad("", label_width), pad("success", 11)), theme.dim));
@@ -104,8 +110,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let reasons: Vec<&str> = verdict.reason().split("; ").collect();
         // Short panes give way in this order: the table's header, then the
         // reasons' own lines (joined after the label), then the table.
-        if lines.len() + 1 + reasons.len() > height && has_table(&lines) {
-            lines.remove(3);
+        if lines.len() + 1 + reasons.len() > height {
+            if let Some(header) = lines.iter().position(|l| l.to_string().contains("success")) {
+                lines.remove(header);
+            }
         }
         let mut verdict_lines = Vec::new();
         if lines.len() + 1 + reasons.len() <= height {
@@ -123,11 +131,6 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         lines.extend(verdict_lines);
     }
     frame.render_widget(Paragraph::new(lines), inner);
-}
-
-/// Whether the success/p99 table (with its header on line 4) is drawn.
-fn has_table(lines: &[Line]) -> bool {
-    lines.get(3).is_some_and(|l| l.to_string().contains("success"))
 }
 
 /// `registry.example/shop/checkout:1.5.0` → `1.5.0`; an untagged or

@@ -24,6 +24,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     } else {
         title_spans.push(Span::raw(" "));
     }
+    // Metrics that stopped arriving are still shown, marked stale.
+    if let Some(crate::event::ConnectionState::Disconnected { since, .. }) = state.connections.get("prometheus") {
+        title_spans.push(Span::styled(format!("stale since {} ", since.clock()), theme.warn));
+    }
     let mut block = pane_block(Line::from(title_spans), Pane::Slo, state, theme);
     if let Some(r) = report {
         let style = status_style(r.status, theme);
