@@ -120,12 +120,15 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             verdict_lines.push(Line::styled(label, style));
             verdict_lines.extend(reasons.iter().map(|r| Line::styled(fit(r, width), theme.text)));
         } else {
-            let joined = reasons.join("; ");
+            // The label shares its line with the first reason; the others
+            // follow while there is room.
+            let room = height.saturating_sub(lines.len()).max(1);
             verdict_lines.push(Line::from(vec![
                 Span::styled(label, style),
                 Span::raw(" "),
-                Span::styled(fit(&joined, width.saturating_sub(label.chars().count() + 1)), theme.text),
+                Span::styled(fit(reasons[0], width.saturating_sub(label.chars().count() + 1)), theme.text),
             ]));
+            verdict_lines.extend(reasons[1..].iter().take(room - 1).map(|r| Line::styled(fit(r, width), theme.text)));
         }
         lines.truncate(height.saturating_sub(verdict_lines.len()));
         lines.extend(verdict_lines);

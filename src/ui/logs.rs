@@ -65,7 +65,7 @@ fn visible_rows<'a>(
 ) -> Vec<Line<'a>> {
     let view = &state.log_view;
     let upto = view.anchor.map_or(service.logs.next_seq(), |a| a + 1);
-    let pod_width = (width / 5).clamp(10, 30);
+    let pod_width = (width / 4).clamp(10, 30);
     let mut rows: Vec<Line> = Vec::with_capacity(height);
     for line in service.logs.iter_back_from(upto).filter(|l| passes(l, view.min_level)) {
         if rows.len() >= height {
