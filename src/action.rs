@@ -142,10 +142,11 @@ pub enum Action {
     Wrap,
     LevelFilter,
     Dismiss,
+    TeamScreen,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -166,6 +167,7 @@ impl Action {
         Action::Wrap,
         Action::LevelFilter,
         Action::Dismiss,
+        Action::TeamScreen,
         Action::Help,
         Action::Quit,
     ];
@@ -194,6 +196,7 @@ impl Action {
             Action::Wrap => "wrap long log lines",
             Action::LevelFilter => "cycle the log level filter",
             Action::Dismiss => "close, clear search",
+            Action::TeamScreen => "team screen: every service, what changed, cascades",
         }
     }
 
@@ -220,6 +223,7 @@ impl Action {
             Action::Wrap => "wrap",
             Action::LevelFilter => "level",
             Action::Dismiss => "close",
+            Action::TeamScreen => "team",
             Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => "scroll",
         }
     }
@@ -268,6 +272,7 @@ impl Default for Keymap {
         bind(Key::char('w'), Action::Wrap);
         bind(Key::char('l'), Action::LevelFilter);
         bind(Key::plain(Esc), Action::Dismiss);
+        bind(Key::char('T'), Action::TeamScreen);
         Keymap { bindings }
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod domain;
 pub mod event;
 pub mod executor;
+pub mod headless;
 pub mod state;
 pub mod theme;
 pub mod tui;

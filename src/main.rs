@@ -1,7 +1,7 @@
 //! The `cockpit` binary: parse the command line, load the config, pick the
 //! backend, and run the loop inside a terminal guard.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use cockpit::action::Keymap;
 use cockpit::app::Loop;
 use cockpit::audit::AuditLog;
@@ -28,18 +28,23 @@ use tokio::sync::mpsc;
 #[derive(Debug, Parser)]
 #[command(name = "cockpit", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Run on the built-in simulated fleet (the default while no real
     /// backend is configured).
-    #[arg(long)]
+    #[arg(long, global = true)]
     demo: bool,
+    /// The team screen for a wall display; read-only for the whole process.
+    #[arg(long)]
+    team_screen: bool,
     /// Config file; default ./cockpit.toml, then ~/.config/cockpit/cockpit.toml.
-    #[arg(long, env = "COCKPIT_CONFIG")]
+    #[arg(long, env = "COCKPIT_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Seed of the simulated fleet: the same seed gives the same fleet.
-    #[arg(long)]
+    #[arg(long, global = true)]
     seed: Option<u64>,
     /// What the simulated fleet is going through.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     scenario: Option<Scenario>,
     /// Simulated log lines per second per pod.
     #[arg(long)]
@@ -51,11 +56,53 @@ struct Cli {
     #[arg(long)]
     theme: Option<String>,
     /// Show everything, change nothing: every action is refused.
-    #[arg(long)]
+    #[arg(long, global = true)]
     read_only: bool,
     /// Where actions are recorded; default $XDG_STATE_HOME/cockpit/audit.jsonl.
-    #[arg(long)]
+    #[arg(long, global = true)]
     audit_log: Option<PathBuf>,
+}
+
+/// Headless commands: the same engine, executor, policy and audit log as
+/// the keys, without the terminal. On the simulated fleet each runs on a
+/// fresh fleet (same seed, same fleet).
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every service's stage, rollout, canary weight, SLO status and canary
+    /// verdict. Exits 1 when any service is paging.
+    Status {
+        /// The stable JSON schema (see the README) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deploy an image: a prototype's primary at once; otherwise a canary at
+    /// the first step of its plan.
+    Deploy {
+        service: String,
+        #[arg(long)]
+        image: String,
+        /// Answer y/n questions with yes.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Promote the canary one step (or fully with --full).
+    Promote {
+        service: String,
+        #[arg(long)]
+        full: bool,
+        /// Answer y/n questions with yes; does not pass the mission-critical gate.
+        #[arg(long)]
+        yes: bool,
+        /// The service's name again: passes the mission-critical gate (audited as forced).
+        #[arg(long, value_name = "SERVICE")]
+        force: Option<String>,
+    },
+    /// Roll back: the canary to 0, else undo the primary's last revision.
+    Rollback {
+        service: String,
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A problem the user can fix (bad config, unknown theme): printed as one
@@ -126,7 +173,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         Theme::load(name).map_err(user_error)?
     };
     let keymap = Keymap::with_overrides(&config.keys).map_err(user_error)?;
-    let read_only = cli.read_only || config.read_only;
+    let read_only = cli.read_only || config.read_only || cli.team_screen;
     let audit = match cli.audit_log.clone().or_else(AuditLog::default_path) {
         Some(path) => AuditLog::at(path),
         None => AuditLog::disabled(),
@@ -143,6 +190,16 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         max_line: config.logs.max_line_bytes,
         start: Timestamp::now(),
     };
+    if let Some(command) = cli.command {
+        if metrics_only.is_some() {
+            return Err(user_error(
+                "headless commands run on the simulated fleet in this build: add --demo \
+                 (Prometheus-only configs have no workload backend to act on)",
+            ));
+        }
+        return headless_main(command, options, read_only, audit);
+    }
+    let team_screen = cli.team_screen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -160,6 +217,8 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 let (info, services) = config_inventory(&config, &prometheus.url);
                 let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
                 state.team = config.team.clone();
+                state.team_screen = team_screen;
+                seed_timeline(&audit, &(info.kind.clone(), info.context.clone()), &events).await;
                 let executor = Executor::new(NoWorkloads, read_only, audit, clock).with_identity(
                     &executor::current_user(),
                     &info.kind,
@@ -179,6 +238,9 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
                 state.team = Some(config.team.clone().unwrap_or(team));
                 state.time_scale = speed;
+                state.team_screen = team_screen;
+                let context = (info.kind.clone(), info.context.clone());
+                seed_timeline(&audit, &context, &events).await;
                 let executor = Executor::new(backend.clone(), read_only, audit, clock).with_identity(
                     &executor::current_user(),
                     &info.kind,
@@ -214,4 +276,85 @@ async fn run_loop(
     let result = app.run(&mut guard.terminal).await;
     drop(guard);
     result
+}
+
+/// Earlier changes from the local audit log of this backend and context,
+/// so the team screen's timeline starts with history.
+async fn seed_timeline(audit: &AuditLog, (backend, context): &(String, String), events: &mpsc::Sender<Msg>) {
+    let Some(path) = audit.path() else { return };
+    let Ok(entries) = AuditLog::read(path) else { return };
+    for entry in entries.iter().filter(|e| e.outcome == "ok" && &e.backend == backend && &e.context == context) {
+        let Some(at) = cockpit::domain::Timestamp::parse_rfc3339(&entry.time) else { continue };
+        let record = cockpit::event::ChangeRecord {
+            at,
+            service: entry.service.clone(),
+            action: entry.action.clone(),
+            user: entry.user.clone(),
+            summary: entry.detail.clone(),
+        };
+        let _ = events.send(Msg::Source(SourceEvent::Change(record))).await;
+    }
+}
+
+/// Runs one headless command on a fresh simulated fleet; the exit code says
+/// how it went (0 done or healthy, 1 refused, failed or paging).
+fn headless_main(command: Command, options: SimOptions, read_only: bool, audit: AuditLog) -> color_eyre::Result<()> {
+    use cockpit::event::{Op, Request};
+    use cockpit::headless::{self, Outcome};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    let code = runtime.block_on(async move {
+        let clock = Clock::starting_at(options.start, 1.0);
+        let mut fleet = SimFleet::new(options);
+        let info = fleet.backend_info();
+        let mut state = AppState::new(info.clone(), Keymap::default(), read_only, 100);
+        let now = fleet.now().plus(cockpit::domain::Millis(250));
+        for event in fleet.advance_to(now) {
+            cockpit::state::update(&mut state, now, Msg::Source(event));
+        }
+        let (service, op, yes, force) = match command {
+            Command::Status { json } => {
+                let report = headless::status(&state);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                } else {
+                    print!("{}", headless::status_text(&report));
+                }
+                return if report.summary.paging > 0 { 1 } else { 0 };
+            }
+            Command::Deploy { service, image, yes } => (service, Op::Deploy { image }, yes, None),
+            Command::Promote { service, full, yes, force } => (service, Op::Promote { full }, yes, force),
+            Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
+        };
+        let executor = Executor::new(SimBackend::new(fleet), read_only, audit, clock).with_identity(
+            &executor::current_user(),
+            &info.kind,
+            &info.context,
+        );
+        let request =
+            Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
+        if info.simulated {
+            println!("SIMULATED fleet ({})", info.scenario.as_deref().unwrap_or("calm"));
+        }
+        match headless::act(&executor, request, yes, force.as_deref()).await {
+            Outcome::Done(summary) => {
+                println!("{service}: {summary}");
+                0
+            }
+            Outcome::Refused(reason) => {
+                eprintln!("{service}: refused: {reason}");
+                1
+            }
+            Outcome::Failed(error) => {
+                eprintln!("{service}: failed: {error}");
+                1
+            }
+        }
+    });
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
 }

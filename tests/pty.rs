@@ -150,3 +150,20 @@ fn a_malformed_config_is_refused_with_file_line_and_column() {
     assert!(stderr.contains(&format!("{}:4:9", path.display())), "{stderr}");
     assert!(stderr.contains("mission-critical"), "{stderr}");
 }
+
+#[test]
+fn a_team_screen_process_stays_read_only_on_the_main_screen() {
+    let _serial = serial();
+    let mut app = start(&["--demo", "--team-screen", "--scenario", "bad-canary"]);
+    app.wait_for("TEAM SCREEN");
+    app.wait_for("read-only");
+    app.wait_for("What changed");
+    app.keys("T");
+    app.wait_for("Rollout · checkout");
+    app.keys("p");
+    app.wait_for("read-only: promote is disabled");
+    app.keys("q");
+    let status = app.wait_exit();
+    assert!(status.success(), "{status:?}");
+    app.assert_restored();
+}

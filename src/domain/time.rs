@@ -38,6 +38,30 @@ impl Timestamp {
         format!("{:02}:{:02}:{:02}", day / 3600, (day / 60) % 60, day % 60)
     }
 
+    /// Reads what `rfc3339` writes (UTC, `Z`, optional milliseconds).
+    pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+        let text = text.strip_suffix('Z')?;
+        let (date, time) = text.split_once('T')?;
+        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let (hms, ms) = time.split_once('.').unwrap_or((time, "0"));
+        let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+        let (h, min, s) = (t.next()??, t.next()??, t.next()??);
+        let ms: i64 = format!("{ms:0<3}").chars().take(3).collect::<String>().parse().ok()?;
+        if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
+            return None;
+        }
+        // Inverse of civil_from_days (Howard Hinnant's days-from-civil).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(Timestamp(((days * 86_400 + h * 3600 + min * 60 + s) * 1000) + ms))
+    }
+
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, for the audit log.
     pub fn rfc3339(self) -> String {
         let ms = self.0.rem_euclid(1000);
@@ -150,6 +174,10 @@ mod tests {
         let t = Timestamp(1_795_676_580_000);
         assert_eq!(t.rfc3339(), "2026-11-26T07:03:00.000Z");
         assert_eq!(t.clock(), "07:03:00");
+        for t in [t, Timestamp(0), Timestamp(951_782_400_123), Timestamp(1_709_251_199_999)] {
+            assert_eq!(Timestamp::parse_rfc3339(&t.rfc3339()), Some(t), "{}", t.rfc3339());
+        }
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
         assert_eq!(Millis::from_secs(125).age(), "2m");
         assert_eq!(Millis(3 * DAY.0 + 5).age(), "3d");
     }

@@ -144,6 +144,8 @@ pub struct AppState {
     /// Clock time per real second (a fast simulation): toasts and
     /// animations are timed in real seconds.
     pub time_scale: f64,
+    /// The team screen is shown instead of the main screen.
+    pub team_screen: bool,
     /// Questions from the executor that arrived while another modal was open.
     pub questions: VecDeque<Modal>,
     /// Service name to position in `services`.
@@ -177,6 +179,7 @@ impl AppState {
             quitting: false,
             user_moved: false,
             time_scale: 1.0,
+            team_screen: false,
             questions: VecDeque::new(),
             index: std::collections::HashMap::new(),
             impacts: Vec::new(),
@@ -258,6 +261,43 @@ impl AppState {
         let calm = worst.slo_status().unwrap_or(SloStatus::Ok) == SloStatus::Ok
             && !worst.live_verdict().is_some_and(|v| v.is_failing());
         (!calm).then_some(best)
+    }
+
+    /// Services for the team screen: by stage (mission-critical first),
+    /// worst first within a stage.
+    pub fn board(&self) -> Vec<(Stage, Vec<usize>)> {
+        let mut groups = Vec::new();
+        for stage in Stage::ALL.iter().rev() {
+            let mut members: Vec<usize> =
+                (0..self.services.len()).filter(|&i| self.services[i].info.stage == *stage).collect();
+            members.sort_by_key(|&i| {
+                let s = &self.services[i];
+                let status = s.slo_status().unwrap_or(SloStatus::Ok);
+                let impacted = self.impacts.get(i).is_some_and(Option::is_some);
+                let failing = s.live_verdict().is_some_and(|v| v.is_failing());
+                let root_cause = status == SloStatus::Page && !impacted;
+                (std::cmp::Reverse((status, root_cause, impacted, failing)), s.info.name.clone())
+            });
+            if !members.is_empty() {
+                groups.push((*stage, members));
+            }
+        }
+        groups
+    }
+
+    /// Each paging root cause with the services it drags down.
+    pub fn cascades(&self) -> Vec<(usize, Vec<usize>)> {
+        let mut roots: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (victim, culprit) in self.impacts.iter().enumerate() {
+            if let Some(culprit) = culprit {
+                match roots.iter_mut().find(|(root, _)| root == culprit) {
+                    Some((_, victims)) => victims.push(victim),
+                    None => roots.push((*culprit, vec![victim])),
+                }
+            }
+        }
+        roots.sort_by_key(|(root, _)| self.services[*root].info.name.clone());
+        roots
     }
 
     /// When the loop must wake up even if no event arrives.
@@ -447,7 +487,10 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             state.redraw = true;
         }
         SourceEvent::Change(change) => {
-            state.timeline.push_front(change);
+            // Newest first, whatever order the sources report in (the audit
+            // log's history may arrive after the fleet's).
+            let at = state.timeline.iter().position(|c| c.at <= change.at).unwrap_or(state.timeline.len());
+            state.timeline.insert(at, change);
             state.timeline.truncate(TIMELINE_LEN);
             state.redraw = true;
         }
@@ -562,6 +605,24 @@ fn on_key(state: &mut AppState, key: Key) -> Vec<Effect> {
 /// What an action does on the main screen.
 pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
     state.redraw = true;
+    if state.team_screen {
+        // The board offers no actions: moving, searching or changing
+        // anything happens on the main screen.
+        match action {
+            Action::TeamScreen => state.team_screen = false,
+            Action::Quit => {
+                state.quitting = true;
+                return vec![Effect::Quit];
+            }
+            Action::Help => state.modal = Some(Modal::Help),
+            Action::Dismiss => state.toasts.clear(),
+            _ if action.mutates() => {
+                state.toast(ToastKind::Info, "team screen: no actions here; T returns to the main screen");
+            }
+            _ => {}
+        }
+        return Vec::new();
+    }
     // Once the user does anything, the selection stops following the worst
     // service: it must not change under someone reading or searching.
     if !matches!(action, Action::Help | Action::Quit) {
@@ -621,6 +682,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::Wrap => state.log_view.wrap = !state.log_view.wrap,
+        Action::TeamScreen => state.team_screen = true,
         Action::LevelFilter => {
             if let Some(s) = state.services.get(state.selected) {
                 state.log_view.cycle_level(&s.logs);
@@ -749,7 +811,7 @@ fn submit_prompt(state: &mut AppState, purpose: PromptPurpose, input: String) ->
 }
 
 fn on_click(state: &mut AppState, column: u16, row: u16) {
-    if state.modal.is_some() {
+    if state.modal.is_some() || state.team_screen {
         return;
     }
     let areas = layout::main(ratatui::layout::Rect::new(0, 0, state.width, state.height));
@@ -776,6 +838,9 @@ fn on_click(state: &mut AppState, column: u16, row: u16) {
 }
 
 fn on_scroll(state: &mut AppState, column: u16, row: u16, lines: i16) {
+    if state.team_screen {
+        return;
+    }
     let Some(areas) = layout::main(ratatui::layout::Rect::new(0, 0, state.width, state.height)) else {
         return;
     };

@@ -43,10 +43,15 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
         (vec![Action::Rollback], "roll back"),
         (vec![Action::Search], "search"),
         (vec![Action::Follow], if state.log_view.following() { "pause" } else { "follow" }),
+        (vec![Action::TeamScreen], "team"),
         (vec![Action::Help], "help"),
         (vec![Action::Quit], "quit"),
     ];
     let mut spans = Vec::new();
+    if state.read_only {
+        // First, so it is never cut off on a narrow terminal.
+        spans.push(Span::styled(" read-only:", theme.warn));
+    }
     for (actions, what) in shown {
         let keys: Vec<String> = actions.iter().filter_map(|a| state.keymap.label(*a)).collect();
         if keys.is_empty() {
@@ -58,9 +63,6 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
         let (key_style, text_style) = if disabled { (theme.faint, theme.faint) } else { (theme.accent, theme.dim) };
         spans.push(Span::styled(format!(" {}", keys.join("/")), key_style));
         spans.push(Span::styled(format!(" {what} "), text_style));
-    }
-    if state.read_only {
-        spans.push(Span::styled(" read-only: changes disabled", theme.warn));
     }
     spans
 }

@@ -10,6 +10,7 @@ pub mod overlay;
 pub mod rollout;
 pub mod services;
 pub mod slo;
+pub mod team;
 
 use crate::state::{AppState, Pane};
 use crate::theme::Theme;
@@ -25,6 +26,11 @@ pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
         too_small(frame, theme);
         return;
     };
+    if state.team_screen {
+        team::draw(frame, area, state, theme);
+        overlay::draw(frame, area, state, theme);
+        return;
+    }
     header::draw(frame, areas.header, state, theme);
     services::draw(frame, areas.services, state, theme);
     rollout::draw(frame, areas.rollout, state, theme);

@@ -196,14 +196,18 @@ impl SimFleet {
 
         // Calm background: cart's canary is at 25 %, search-ui is rolling out.
         let cart = self.index("cart").unwrap_or(0);
-        self.start_canary(cart, &catalog::image("cart", "2.8.0"), 25, ago(60));
-        history.push((ago(60), "cart", "deploy", PEOPLE[1], "canary 2.8.0 at 5 %".into()));
-        history.push((ago(30), "cart", "promote", PEOPLE[1], "canary 5 → 25 %".into()));
-        let search = self.index("search-ui").unwrap_or(0);
-        let image = catalog::image("search-ui", "0.9.1");
-        self.services[search].latest_version = "0.9.1".into();
-        self.services[search].primary.set_image(&image, start.plus(Millis(-1_000)), &mut self.rng);
-        history.push((start.plus(Millis(-1_000)), "search-ui", "deploy", PEOPLE[2], "0.9.0 → 0.9.1".into()));
+        self.start_canary(cart, &catalog::image("cart", "2.8.0"), 25, ago(180));
+        history.push((ago(180), "cart", "deploy", PEOPLE[1], "canary 2.8.0 at 5 %".into()));
+        history.push((ago(120), "cart", "promote", PEOPLE[1], "canary 5 → 25 %".into()));
+        if self.options.scenario == Scenario::Calm {
+            // On a calm day someone is shipping a prototype; during an
+            // incident, the change that caused it heads the timeline.
+            let search = self.index("search-ui").unwrap_or(0);
+            let image = catalog::image("search-ui", "0.9.1");
+            self.services[search].latest_version = "0.9.1".into();
+            self.services[search].primary.set_image(&image, start.plus(Millis(-1_000)), &mut self.rng);
+            history.push((start.plus(Millis(-1_000)), "search-ui", "deploy", PEOPLE[2], "0.9.0 → 0.9.1".into()));
+        }
 
         match self.options.scenario {
             Scenario::Calm => {}
@@ -265,7 +269,7 @@ impl SimFleet {
             }
         };
         match (name, self.options.scenario) {
-            ("cart", _) => ramp(-60.0, -30.0),
+            ("cart", _) => ramp(-180.0, -120.0),
             ("checkout", Scenario::BadCanary) => ramp(-80.0, -70.0),
             _ => 0.0,
         }

@@ -1,0 +1,90 @@
+//! The headless CLI: `status` and its JSON schema and exit codes, and
+//! actions through the same executor, policy and audit log as the keys.
+
+use cockpit::audit::AuditLog;
+use std::process::{Command, Output};
+
+fn cockpit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn status_json_has_a_stable_schema_and_exits_1_while_anything_pages() {
+    let out = cockpit(&["status", "--json", "--scenario", "bad-canary"]);
+    assert_eq!(out.status.code(), Some(1), "paging → exit 1");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["backend"]["simulated"], true);
+    assert_eq!(json["summary"]["paging"], 1);
+    let services = json["services"].as_array().unwrap();
+    assert_eq!(services.len(), 13);
+    let checkout = services.iter().find(|s| s["name"] == "checkout").unwrap();
+    assert_eq!(checkout["stage"], "mission-critical");
+    assert_eq!(checkout["slo"]["status"], "page");
+    assert_eq!(checkout["canary"]["weight"], 25);
+    assert_eq!(checkout["canary"]["step"], 2);
+    assert_eq!(checkout["canary"]["verdict"], "failing");
+    assert!(checkout["slo"]["burn"]["5m"].as_f64().unwrap() > 14.4);
+    assert!(checkout["rollout"]["phase"].is_string());
+    let web = services.iter().find(|s| s["name"] == "web-frontend").unwrap();
+    assert_eq!(web["impacted_by"], "checkout");
+    for s in services {
+        for key in ["name", "stage", "owner", "depends_on", "impacted_by", "rollout", "canary", "slo"] {
+            assert!(s.get(key).is_some(), "{key} missing in {s}");
+        }
+    }
+
+    let calm = cockpit(&["status", "--json", "--scenario", "calm"]);
+    assert_eq!(calm.status.code(), Some(0));
+    let text = cockpit(&["status", "--scenario", "bad-canary"]);
+    let table = String::from_utf8_lossy(&text.stdout);
+    assert!(table.starts_with("SIMULATED fleet"), "{table}");
+    assert!(table.contains("1 paging, 0 ticket, 1 impacted"), "{table}");
+}
+
+#[test]
+fn a_headless_promotion_is_refused_by_the_gate_with_yes_and_passes_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let audit_arg = audit.to_str().unwrap();
+    let refused = cockpit(&["promote", "checkout", "--yes", "--scenario", "bad-canary", "--audit-log", audit_arg]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--yes does not pass this gate: pass --force checkout"), "{stderr}");
+    assert!(AuditLog::read(&audit).unwrap_or_default().is_empty(), "asking is not acting");
+
+    let wrong =
+        cockpit(&["promote", "checkout", "--force", "cart", "--scenario", "bad-canary", "--audit-log", audit_arg]);
+    assert_eq!(wrong.status.code(), Some(1));
+
+    let forced =
+        cockpit(&["promote", "checkout", "--force", "checkout", "--scenario", "bad-canary", "--audit-log", audit_arg]);
+    assert_eq!(forced.status.code(), Some(0), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("checkout: canary 25 → 50 % (forced past the gate)"));
+    let entries = AuditLog::read(&audit).unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!((last.action.as_str(), last.outcome.as_str(), last.forced), ("promote", "ok", true));
+    assert!(entries.iter().any(|e| e.outcome == "refused"), "the wrong name was refused and audited");
+}
+
+#[test]
+fn headless_questions_need_yes_and_read_only_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let audit_arg = audit.to_str().unwrap();
+    let unconfirmed = cockpit(&["rollback", "cart", "--audit-log", audit_arg]);
+    assert_eq!(unconfirmed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("pass --yes"));
+    let confirmed = cockpit(&["rollback", "cart", "--yes", "--audit-log", audit_arg]);
+    assert_eq!(confirmed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&confirmed.stdout).contains("canary 25 → 0 %"));
+    let deploy = cockpit(&["deploy", "recs-proto", "--image", "shop/recs-proto:0.5.0", "--audit-log", audit_arg]);
+    assert_eq!(deploy.status.code(), Some(0), "prototypes deploy without a question");
+    let read_only = cockpit(&["promote", "cart", "--yes", "--read-only", "--audit-log", audit_arg]);
+    assert_eq!(read_only.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&read_only.stderr).contains("read-only"));
+}
