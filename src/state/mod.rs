@@ -276,7 +276,8 @@ impl AppState {
                 let impacted = self.impacts.get(i).is_some_and(Option::is_some);
                 let failing = s.live_verdict().is_some_and(|v| v.is_failing());
                 let root_cause = status == SloStatus::Page && !impacted;
-                (std::cmp::Reverse((status, root_cause, impacted, failing)), s.info.name.clone())
+                let burn = s.slo.as_ref().map_or(0, |r| (r.fast_burn() * 1000.0) as i64);
+                (std::cmp::Reverse((status, root_cause, impacted, failing, burn)), s.info.name.clone())
             });
             if !members.is_empty() {
                 groups.push((*stage, members));
