@@ -9,25 +9,10 @@ use cockpit::config::Scenario;
 use cockpit::domain::Millis;
 use cockpit::state::Msg;
 use cockpit::theme::Theme;
-use common::{Harness, buffer_text, render};
+use common::{Harness, buffer_text, masked, render};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
-
-/// Masks what moves between runs of the same seed: nothing should, but the
-/// clock in the header is the one place a reader expects to change.
-fn masked(screen: &str) -> String {
-    let mut out = String::new();
-    for line in screen.lines() {
-        let masked = match line.find(" UTC") {
-            Some(i) if i >= 8 => format!("{}HH:MM:SS{}", &line[..i - 8], &line[i..]),
-            _ => line.to_string(),
-        };
-        out.push_str(&masked);
-        out.push('\n');
-    }
-    out
-}
 
 fn settled(scenario: Scenario) -> Harness {
     let mut h = Harness::new(scenario);

@@ -7,7 +7,7 @@ use cockpit::action::Key;
 use cockpit::config::Scenario;
 use cockpit::domain::Millis;
 use cockpit::state::{Effect, Msg};
-use common::Harness;
+use common::{Harness, masked};
 
 fn team(scenario: Scenario) -> Harness {
     let mut h = Harness::new(scenario);
@@ -15,17 +15,6 @@ fn team(scenario: Scenario) -> Harness {
     h.send(Msg::Key(Key::char('T')));
     assert!(h.state.team_screen);
     h
-}
-
-fn masked(screen: &str) -> String {
-    screen
-        .lines()
-        .map(|l| match l.find(" UTC") {
-            Some(i) if i >= 8 => format!("{}HH:MM:SS{}", &l[..i - 8], &l[i..]),
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The service names of the board's first group, in order.

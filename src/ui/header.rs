@@ -59,11 +59,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         right.push(Span::styled(text, part.3));
     }
     right.push(Span::raw(" "));
-    let right = Line::from(right);
-    let right_width = right.width() as u16;
-    let left_area = Rect { width: area.width.saturating_sub(right_width), ..area };
-    let right_area = Rect { x: area.x + left_area.width, width: area.width - left_area.width, ..area };
-    frame.render_widget(Paragraph::new(Line::from(left)), left_area);
+    split_line(frame, area, Line::from(left), Line::from(right));
+}
+
+/// One row with `left` flush left and `right` flush right; the right side
+/// wins when both do not fit.
+pub fn split_line(frame: &mut Frame, area: Rect, left: Line, right: Line) {
+    let right_width = (right.width() as u16).min(area.width);
+    let left_area = Rect { width: area.width - right_width, ..area };
+    let right_area = Rect { x: area.x + left_area.width, width: right_width, ..area };
+    frame.render_widget(Paragraph::new(left), left_area);
     frame.render_widget(Paragraph::new(right), right_area);
 }
 

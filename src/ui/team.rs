@@ -66,12 +66,7 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         right.push(Span::styled(" SIMULATED ", theme.simulated));
     }
     right.push(Span::raw(" "));
-    let right = Line::from(right);
-    let width = right.width() as u16;
-    let left_area = Rect { width: area.width.saturating_sub(width), ..area };
-    let right_area = Rect { x: area.x + left_area.width, width: area.width - left_area.width, ..area };
-    frame.render_widget(Paragraph::new(Line::from(left)), left_area);
-    frame.render_widget(Paragraph::new(right), right_area);
+    super::header::split_line(frame, area, Line::from(left), Line::from(right));
 }
 
 fn draw_board(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
