@@ -8,7 +8,7 @@
 //! next frame, and frames are at most ~60 per second.
 
 use crate::clock::Clock;
-use crate::event::Request;
+use crate::event::{ExecEvent, Request};
 use crate::state::{AppState, Effect, Msg, update};
 use crate::theme::Theme;
 use crate::ui;
@@ -16,6 +16,7 @@ use ratatui::Terminal;
 use ratatui::backend::Backend;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 
 /// Fastest frame rate under load.
@@ -74,12 +75,20 @@ impl Loop<'_> {
             let mut next = Some(first);
             let mut folded = 0;
             while let Some(msg) = next {
-                for effect in update(self.state, self.clock.now(), msg) {
+                let mut effects = update(self.state, self.clock.now(), msg);
+                while let Some(effect) = effects.pop() {
                     match effect {
                         Effect::Quit => return Ok(()),
                         Effect::Execute(request) => {
-                            // The executor is gone only while shutting down.
-                            let _ = self.requests.send(request).await;
+                            // Never wait on the executor: a slow backend must
+                            // not freeze the screen. A full queue is an answer.
+                            if let Err(TrySendError::Full(request) | TrySendError::Closed(request)) =
+                                self.requests.try_send(request)
+                            {
+                                let error = "too many actions queued; wait for the running ones".to_string();
+                                let busy = Msg::Exec(ExecEvent::Failed { request, error });
+                                effects.extend(update(self.state, self.clock.now(), busy));
+                            }
                         }
                     }
                 }
