@@ -75,8 +75,10 @@ pub fn spawn(follow: Follow) -> Follower {
 
 async fn run(follow: Follow, failed: Arc<AtomicBool>, last: Arc<AtomicI64>) {
     let Follow { docker, service, container, pod, start, previous, events, max_line } = follow;
-    if let Some(previous) = previous {
-        let _ = tokio::time::timeout(DRAIN_WAIT, previous).await;
+    if let Some(mut previous) = previous {
+        if tokio::time::timeout(DRAIN_WAIT, &mut previous).await.is_err() {
+            previous.abort();
+        }
     }
     let mut options = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).timestamps(true);
     options = match start {

@@ -380,10 +380,10 @@ impl DockerWorkloads {
             dev::stop(docker, &old.id).await.map_err(backend_error)?;
             // The old container's last lines come before the new one's.
             let follower = self.shared().followers.remove(service);
-            if let Some(follower) = follower {
-                let drained = tokio::time::timeout(Duration::from_secs(5), follower.handle).await;
-                if drained.is_err() {
-                    // Still streaming after the container stopped: drop it.
+            if let Some(mut follower) = follower {
+                // A stream still open after the container stopped is ended.
+                if tokio::time::timeout(Duration::from_secs(5), &mut follower.handle).await.is_err() {
+                    follower.handle.abort();
                 }
             }
             dev::remove(docker, &old.id).await.map_err(backend_error)?;
