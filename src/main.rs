@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use cockpit::action::Keymap;
 use cockpit::app::Loop;
 use cockpit::audit::AuditLog;
+use cockpit::backend::docker::{self, DockerOptions, DockerWorkloads};
 use cockpit::backend::prometheus::{self, Source as PrometheusSource};
 use cockpit::backend::sim::{self, SimBackend, SimFleet, SimOptions};
 use cockpit::backend::{NoWorkloads, config_inventory};
@@ -140,32 +141,38 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> color_eyre::Result<()> {
-    let (config, _config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
-    // Prometheus alone is supported: metrics for the config's services,
-    // with no workload backend. Workload backends are not in this build.
-    let workload_backends: Vec<&str> =
-        [config.kubernetes.as_ref().map(|_| "[kubernetes]"), config.docker.as_ref().map(|_| "[docker]")]
-            .into_iter()
-            .flatten()
-            .collect();
-    if !cli.demo && !workload_backends.is_empty() {
-        return Err(user_error(format!(
-            "the config asks for {} but this build of cockpit only has the simulated fleet; \
-             run `cockpit --demo`, or remove those sections",
-            workload_backends.join(", ")
-        )));
+    let (config, config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
+    // Real backends: Docker (rebuilds and prototypes' dev containers) and
+    // Prometheus (metrics), alone or together, for the config's services.
+    // Kubernetes is not in this build.
+    if !cli.demo && config.kubernetes.is_some() {
+        return Err(user_error(
+            "the config asks for [kubernetes] but this build of cockpit only has the simulated fleet, \
+             [docker] and [prometheus]; run `cockpit --demo`, or remove that section",
+        ));
     }
-    let metrics_only = match (&config.prometheus, cli.demo) {
-        (Some(prometheus), false) if config.services.is_empty() => {
+    let real = match (&config.prometheus, &config.docker, cli.demo) {
+        (None, None, _) | (_, _, true) => None,
+        (prometheus, docker, false) if config.services.is_empty() => {
+            let what = match (prometheus, docker) {
+                (Some(prometheus), _) => format!("[prometheus] ({})", prometheus.url),
+                _ => "[docker]".to_owned(),
+            };
             return Err(user_error(format!(
-                "[prometheus] ({}) is configured but the config lists no [[service]] to watch; \
-                 add [[service]] sections, or run `cockpit --demo`",
-                prometheus.url
+                "{what} is configured but the config lists no [[service]] to watch; \
+                 add [[service]] sections, or run `cockpit --demo`"
             )));
         }
-        (Some(prometheus), false) => Some(prometheus.clone()),
-        _ => None,
+        (prometheus, docker, false) => Some((prometheus.clone(), docker.is_some())),
     };
+    // Build contexts are relative to the config file's directory.
+    let base_dir = config_path
+        .as_deref()
+        .and_then(|p| p.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
     let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         Theme::monochrome()
     } else {
@@ -191,10 +198,10 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         start: Timestamp::now(),
     };
     if let Some(command) = cli.command {
-        if metrics_only.is_some() {
+        if real.is_some() {
             return Err(user_error(
                 "headless commands run on the simulated fleet in this build: add --demo \
-                 (Prometheus-only configs have no workload backend to act on)",
+                 (the Kubernetes backend they are meant for is not built yet)",
             ));
         }
         return headless_main(command, options, read_only, audit);
@@ -208,25 +215,63 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     let result = runtime.block_on(async move {
         let (events, inbox) = mpsc::channel::<Msg>(4096);
         let (requests, request_inbox) = mpsc::channel(64);
-        match metrics_only {
-            Some(prometheus) => {
+        match real {
+            Some((prometheus, docker)) => {
                 // Real time: metrics are queried at the clock's now.
                 let clock = Clock::system();
-                let source = PrometheusSource::new(&prometheus, &config.services, &config.canary)
-                    .map_err(|e| user_error(format!("[prometheus]: {e}")))?;
-                let (info, services) = config_inventory(&config, &prometheus.url);
+                let source = match &prometheus {
+                    Some(prometheus) => Some(
+                        PrometheusSource::new(prometheus, &config.services, &config.canary)
+                            .map_err(|e| user_error(format!("[prometheus]: {e}")))?,
+                    ),
+                    None => None,
+                };
+                let docker = docker.then(|| {
+                    let options = DockerOptions {
+                        tail_lines: config.logs.tail_lines,
+                        max_line: config.logs.max_line_bytes,
+                        ..DockerOptions::default()
+                    };
+                    DockerWorkloads::new(&config, &base_dir, clock, events.clone(), options)
+                });
+                let context = match (&docker, &prometheus) {
+                    (Some(docker), Some(prometheus)) => format!("{} · {}", docker.host(), prometheus.url),
+                    (Some(docker), None) => docker.host().to_owned(),
+                    (None, Some(prometheus)) => prometheus.url.clone(),
+                    (None, None) => String::new(),
+                };
+                let (mut info, services) = config_inventory(&config, &context);
+                if docker.is_some() {
+                    info.kind = "docker".into();
+                }
                 let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
                 state.team = config.team.clone();
                 state.team_screen = team_screen;
                 seed_timeline(&audit, &(info.kind.clone(), info.context.clone()), &events).await;
-                let executor = Executor::new(NoWorkloads, read_only, audit, clock).with_identity(
-                    &executor::current_user(),
-                    &info.kind,
-                    &info.context,
-                );
-                let _ = events.send(Msg::Source(SourceEvent::Inventory { backend: info, services })).await;
-                tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
-                tokio::spawn(prometheus::run(source, clock, events.clone()));
+                let _ = events.send(Msg::Source(SourceEvent::Inventory { backend: info.clone(), services })).await;
+                let user = executor::current_user();
+                match docker {
+                    Some(docker) => {
+                        let executor = Executor::new(docker.clone(), read_only, audit, clock).with_identity(
+                            &user,
+                            &info.kind,
+                            &info.context,
+                        );
+                        tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
+                        tokio::spawn(docker::run(docker));
+                    }
+                    None => {
+                        let executor = Executor::new(NoWorkloads, read_only, audit, clock).with_identity(
+                            &user,
+                            &info.kind,
+                            &info.context,
+                        );
+                        tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
+                    }
+                }
+                if let Some(source) = source {
+                    tokio::spawn(prometheus::run(source, clock, events.clone()));
+                }
                 run_loop(state, &theme, clock, events, inbox, requests).await
             }
             None => {
@@ -239,8 +284,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 state.team = Some(config.team.clone().unwrap_or(team));
                 state.time_scale = speed;
                 state.team_screen = team_screen;
-                let context = (info.kind.clone(), info.context.clone());
-                seed_timeline(&audit, &context, &events).await;
+                seed_timeline(&audit, &(info.kind.clone(), info.context.clone()), &events).await;
                 let executor = Executor::new(backend.clone(), read_only, audit, clock).with_identity(
                     &executor::current_user(),
                     &info.kind,

@@ -2,11 +2,13 @@
 //! judges policy on, and plans it applies. Sources (the tasks that watch a
 //! backend) send `event::SourceEvent`s; this trait is the way back in.
 //!
-//! The simulated fleet implements it today; Kubernetes and Docker plug in
-//! here without touching state or UI. `prometheus` is a metrics source
-//! only; with it alone, the inventory comes from the config
-//! (`config_inventory`) and changes are answered by `NoWorkloads`.
+//! The simulated fleet and `docker` (rebuilds, prototypes' dev
+//! containers) implement it; Kubernetes plugs in here without touching
+//! state or UI. `prometheus` is a metrics source only; with it alone, the
+//! inventory comes from the config (`config_inventory`) and changes are
+//! answered by `NoWorkloads`.
 
+pub mod docker;
 pub mod prometheus;
 pub mod sim;
 
