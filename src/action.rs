@@ -134,6 +134,8 @@ pub enum Action {
     Promote,
     PromoteFull,
     Rollback,
+    Restart,
+    Stop,
     Help,
     Search,
     NextMatch,
@@ -146,7 +148,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -160,6 +162,8 @@ impl Action {
         Action::Promote,
         Action::PromoteFull,
         Action::Rollback,
+        Action::Restart,
+        Action::Stop,
         Action::Search,
         Action::NextMatch,
         Action::PrevMatch,
@@ -188,6 +192,8 @@ impl Action {
             Action::Promote => "promote the canary one step",
             Action::PromoteFull => "promote the canary fully (asks y/n)",
             Action::Rollback => "roll back (canary to 0, else undo last revision)",
+            Action::Restart => "restart a dev container (docker)",
+            Action::Stop => "stop a dev container (docker)",
             Action::Help => "this help",
             Action::Search => "search the logs",
             Action::NextMatch => "older search match",
@@ -202,7 +208,16 @@ impl Action {
 
     /// Changes the world, so read-only mode disables it.
     pub fn mutates(self) -> bool {
-        matches!(self, Action::Rebuild | Action::Deploy | Action::Promote | Action::PromoteFull | Action::Rollback)
+        matches!(
+            self,
+            Action::Rebuild
+                | Action::Deploy
+                | Action::Promote
+                | Action::PromoteFull
+                | Action::Rollback
+                | Action::Restart
+                | Action::Stop
+        )
     }
 
     /// The word shown in the key bar.
@@ -216,6 +231,8 @@ impl Action {
             Action::Promote => "promote",
             Action::PromoteFull => "full",
             Action::Rollback => "roll back",
+            Action::Restart => "restart",
+            Action::Stop => "stop",
             Action::Help => "help",
             Action::Search => "search",
             Action::NextMatch | Action::PrevMatch => "match",
@@ -273,6 +290,8 @@ impl Default for Keymap {
         bind(Key::char('l'), Action::LevelFilter);
         bind(Key::plain(Esc), Action::Dismiss);
         bind(Key::char('T'), Action::TeamScreen);
+        bind(Key::char('R'), Action::Restart);
+        bind(Key::char('S'), Action::Stop);
         Keymap { bindings }
     }
 }

@@ -167,6 +167,10 @@ pub enum Op {
         full: bool,
     },
     Rollback,
+    /// A new instance of the same version (a dev container's restart).
+    Restart,
+    /// Stop a dev container.
+    Stop,
 }
 
 impl Op {
@@ -177,6 +181,8 @@ impl Op {
             Op::Promote { full: false } => "promote",
             Op::Promote { full: true } => "promote-full",
             Op::Rollback => "rollback",
+            Op::Restart => "restart",
+            Op::Stop => "stop",
         }
     }
 }

@@ -306,7 +306,9 @@ async fn a_dev_container_streams_logs_restarts_in_order_and_rolls_back() {
     assert!(screen.contains("hello from dev"), "{screen}");
 
     // Restart: a new container; the old lines stay, the new ones follow them.
-    rig.backend.restart("hello").await.expect("restart");
+    // Through the executor, as the R key sends it: policy and audit included.
+    let answer = rig.request("hello", Op::Restart).await;
+    assert!(matches!(answer, ExecEvent::Done { .. }), "{answer:?}");
     let new = rig.backend.container("hello").await.expect("engine reachable").expect("a dev container");
     assert_ne!(new.id, old.id, "a restart is a new container");
     rig.until("the new container's first lines", |r| {
@@ -353,7 +355,8 @@ async fn a_dev_container_streams_logs_restarts_in_order_and_rolls_back() {
     rig.until("the crashed container's line", |r| r.log_lines("crash").iter().any(|(_, t)| t == "bye")).await;
 
     // Stop: paused, not failed.
-    rig.backend.stop("hello").await.expect("stop");
+    let answer = rig.request("hello", Op::Stop).await;
+    assert!(matches!(answer, ExecEvent::Done { .. }), "{answer:?}");
     rig.until("a stopped (paused) rollout", |r| {
         r.state.service("hello").and_then(|s| s.rollout.as_ref()).is_some_and(|s| s.phase == RolloutPhase::Paused)
     })

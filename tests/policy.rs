@@ -151,6 +151,8 @@ async fn read_only_lets_nothing_reach_the_backend() {
             request(service, Op::Promote { full: false }),
             request(service, Op::Promote { full: true }),
             request(service, Op::Rollback),
+            request(service, Op::Restart),
+            request(service, Op::Stop),
         ]
     };
     for (read_only, expect_changes) in [(true, false), (false, true)] {

@@ -70,6 +70,9 @@ pub enum Plan {
     AbortCanary,
     /// Like `kubectl rollout undo`: the previous revision's template.
     UndoPrimary,
+    /// A fresh instance of what runs now.
+    Restart,
+    Stop,
 }
 
 /// The state an action touched, before and after, for the audit log.

@@ -39,6 +39,14 @@ pub fn decide(request: &Request, facts: &Facts, read_only: bool) -> Decision {
         Op::Deploy { image } => deploy(request, facts, image),
         Op::Promote { full } => promote(request, facts, *full),
         Op::Rollback => rollback(request, facts),
+        Op::Restart | Op::Stop => {
+            let (plan, verb) =
+                if request.op == Op::Restart { (Plan::Restart, "Restart") } else { (Plan::Stop, "Stop") };
+            if facts.stage != Stage::Prototype && !request.confirmed {
+                return Decision::Ask(Question::YesNo(format!("{verb} {service}?")));
+            }
+            Decision::Run { plan, forced: false }
+        }
     }
 }
 

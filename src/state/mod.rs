@@ -694,7 +694,13 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
                 state.toasts.clear();
             }
         }
-        Action::Rebuild | Action::Deploy | Action::Promote | Action::PromoteFull | Action::Rollback => {
+        Action::Rebuild
+        | Action::Deploy
+        | Action::Promote
+        | Action::PromoteFull
+        | Action::Rollback
+        | Action::Restart
+        | Action::Stop => {
             return mutating(state, action);
         }
     }
@@ -721,6 +727,8 @@ fn mutating(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::Promote => Op::Promote { full: false },
         Action::PromoteFull => Op::Promote { full: true },
         Action::Rollback => Op::Rollback,
+        Action::Restart => Op::Restart,
+        Action::Stop => Op::Stop,
         _ => {
             let image = service.deploy_suggestion();
             state.modal = Some(Modal::Prompt { purpose: PromptPurpose::DeployImage { service: name }, input: image });

@@ -526,6 +526,8 @@ impl Workloads for DockerWorkloads {
         }
         match plan {
             Plan::Rebuild => self.rebuild(service).await,
+            Plan::Restart => self.restart(service).await,
+            Plan::Stop => self.stop(service).await,
             Plan::DeployPrimary { image } => self.deploy(service, image).await,
             Plan::UndoPrimary => {
                 let docker = self.client().await?;

@@ -683,6 +683,12 @@ impl SimFleet {
                     format!("canary {from} → 0 %, scaled to 0")
                 }
             }
+            Plan::Restart | Plan::Stop => {
+                return Err(BackendError::Unsupported(
+                    "the simulated fleet runs pods, not dev containers: restart and stop are for Docker dev containers"
+                        .into(),
+                ));
+            }
             Plan::UndoPrimary => {
                 let s = &mut self.services[i];
                 let Some(previous) = s.primary.revisions.get(1).cloned() else {
@@ -725,6 +731,8 @@ impl SimFleet {
 fn plan_action(plan: &Plan) -> &'static str {
     match plan {
         Plan::Rebuild => "rebuild",
+        Plan::Restart => "restart",
+        Plan::Stop => "stop",
         Plan::DeployPrimary { .. } | Plan::StartCanary { .. } => "deploy",
         Plan::SetCanaryWeight { .. } => "promote",
         Plan::PromoteFull => "promote-full",
