@@ -113,7 +113,7 @@ fn demo_draws_the_cockpit_shows_help_and_quits_cleanly() {
         assert!(screen.contains(needle), "{needle} missing:\n{screen}");
     }
     app.keys("?");
-    app.wait_for("promote the canary one step");
+    app.wait_for("promote one step");
     app.keys("q"); // closes help
     app.wait_for("j/k move");
     app.keys("q");

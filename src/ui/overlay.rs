@@ -73,7 +73,7 @@ fn boxed(frame: &mut Frame, area: Rect, heading: &str, lines: Vec<Line>, theme: 
 }
 
 fn help(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    let mut lines = Vec::new();
+    let mut entries = Vec::new();
     for action in Action::ALL {
         let keys: Vec<String> = state.keymap.keys_for(action).iter().map(|k| k.to_string()).collect();
         if keys.is_empty() {
@@ -85,18 +85,49 @@ fn help(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         if disabled {
             text.push_str(" (read-only)");
         }
-        lines.push(Line::from(vec![
-            Span::styled(format!("{:<16}", fit(&keys.join(" "), 15)), theme.accent),
-            Span::styled(text, style),
-        ]));
+        entries.push((keys.join(" "), text, style));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("prototype: deploy replaces the primary at once", theme.dim));
-    lines.push(Line::styled("production: deploy starts a canary; p steps it, P promotes fully", theme.dim));
-    lines.push(Line::styled("mission-critical: promotion refused while the canary fails or", theme.dim));
-    lines.push(Line::styled("  the SLO pages, unless you type the service's name", theme.dim));
+    let policy = [
+        "prototype: deploy replaces the primary at once",
+        "production: deploy starts a canary; p steps it, P promotes fully",
+        "mission-critical: promotion refused while the canary fails or",
+        "  the SLO pages, unless you type the service's name",
+    ];
+    let room = area.height.saturating_sub(4) as usize;
+    let one_column = entries.len() + 1 + policy.len() <= room;
+    let width = if one_column { 72.min(area.width.saturating_sub(4)) } else { area.width.saturating_sub(2) };
+    let entry = |(keys, text, style): &(String, String, ratatui::style::Style), column: usize| {
+        let key_width = 14.min(column / 3);
+        vec![
+            Span::styled(format!("{:<w$} ", fit(keys, key_width), w = key_width), theme.accent),
+            Span::styled(format!("{:<w$}", fit(text, column - key_width - 1), w = column - key_width - 1), *style),
+        ]
+    };
+    let mut lines = Vec::new();
+    if one_column {
+        let column = width.saturating_sub(2) as usize;
+        lines.extend(entries.iter().map(|e| Line::from(entry(e, column))));
+        lines.push(Line::raw(""));
+        lines.extend(policy.iter().map(|p| Line::styled(*p, theme.dim)));
+    } else {
+        // Short terminals: two columns, every key still listed.
+        let column = (width.saturating_sub(3) / 2) as usize;
+        let half = entries.len().div_ceil(2);
+        for row in 0..half {
+            let mut spans = entry(&entries[row], column);
+            if let Some(right) = entries.get(row + half) {
+                spans.push(Span::raw(" "));
+                spans.extend(entry(right, column));
+            }
+            lines.push(Line::from(spans));
+        }
+        if lines.len() + 1 + policy.len() <= room {
+            lines.push(Line::raw(""));
+            lines.extend(policy.iter().map(|p| Line::styled(*p, theme.dim)));
+        }
+    }
     let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-    let rect = centered(area, 72.min(area.width.saturating_sub(4)), height);
+    let rect = centered(area, width, height);
     frame.render_widget(Clear, rect);
     let block = Block::bordered().border_style(theme.border_focus).title(Line::styled(" Keys ", theme.accent));
     frame.render_widget(Paragraph::new(lines).block(block), rect);
