@@ -130,6 +130,7 @@ pub enum Action {
     NextPane,
     PrevPane,
     Rebuild,
+    RebuildDeploy,
     Deploy,
     Promote,
     PromoteFull,
@@ -148,7 +149,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -158,6 +159,7 @@ impl Action {
         Action::NextPane,
         Action::PrevPane,
         Action::Rebuild,
+        Action::RebuildDeploy,
         Action::Deploy,
         Action::Promote,
         Action::PromoteFull,
@@ -188,6 +190,7 @@ impl Action {
             Action::NextPane => "next pane",
             Action::PrevPane => "previous pane",
             Action::Rebuild => "rebuild the image",
+            Action::RebuildDeploy => "rebuild, then deploy it",
             Action::Deploy => "deploy an image",
             Action::Promote => "promote one step",
             Action::PromoteFull => "promote fully (y/n)",
@@ -211,6 +214,7 @@ impl Action {
         matches!(
             self,
             Action::Rebuild
+                | Action::RebuildDeploy
                 | Action::Deploy
                 | Action::Promote
                 | Action::PromoteFull
@@ -227,6 +231,7 @@ impl Action {
             Action::Up | Action::Down => "move",
             Action::NextPane | Action::PrevPane => "pane",
             Action::Rebuild => "rebuild",
+            Action::RebuildDeploy => "rebuild+deploy",
             Action::Deploy => "deploy",
             Action::Promote => "promote",
             Action::PromoteFull => "full",
@@ -277,6 +282,7 @@ impl Default for Keymap {
         bind(Key::plain(Tab), Action::NextPane);
         bind(Key::plain(BackTab), Action::PrevPane);
         bind(Key::char('r'), Action::Rebuild);
+        bind(Key::ctrl('r'), Action::RebuildDeploy);
         bind(Key::char('d'), Action::Deploy);
         bind(Key::char('p'), Action::Promote);
         bind(Key::char('P'), Action::PromoteFull);

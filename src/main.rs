@@ -6,7 +6,7 @@ use cockpit::action::Keymap;
 use cockpit::app::Loop;
 use cockpit::audit::AuditLog;
 use cockpit::backend::docker::{self, DockerOptions, DockerWorkloads};
-use cockpit::backend::prometheus::{self, Source as PrometheusSource};
+use cockpit::backend::prometheus::{self, GatedByMetrics, Source as PrometheusSource};
 use cockpit::backend::sim::{self, SimBackend, SimFleet, SimOptions};
 use cockpit::backend::{NoWorkloads, config_inventory};
 use cockpit::clock::Clock;
@@ -250,9 +250,12 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 seed_timeline(&audit, &(info.kind.clone(), info.context.clone()), &events).await;
                 let _ = events.send(Msg::Source(SourceEvent::Inventory { backend: info.clone(), services })).await;
                 let user = executor::current_user();
+                // The mission-critical gate judges on measured metrics when there are any.
+                let metrics = source.as_ref().map(PrometheusSource::facts).unwrap_or_default();
                 match docker {
                     Some(docker) => {
-                        let executor = Executor::new(docker.clone(), read_only, audit, clock).with_identity(
+                        let gated = GatedByMetrics { workloads: docker.clone(), metrics };
+                        let executor = Executor::new(gated, read_only, audit, clock).with_identity(
                             &user,
                             &info.kind,
                             &info.context,
@@ -261,7 +264,8 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                         tokio::spawn(docker::run(docker));
                     }
                     None => {
-                        let executor = Executor::new(NoWorkloads, read_only, audit, clock).with_identity(
+                        let gated = GatedByMetrics { workloads: NoWorkloads, metrics };
+                        let executor = Executor::new(gated, read_only, audit, clock).with_identity(
                             &user,
                             &info.kind,
                             &info.context,

@@ -181,3 +181,31 @@ async fn logs_search_pause_and_filter() {
     h.press(Key::char('f')).await;
     assert!(h.state.log_view.following());
 }
+
+#[tokio::test]
+async fn ctrl_r_rebuilds_and_deploys_a_prototype_in_one_key() {
+    let mut h = Harness::new(Scenario::Calm);
+    h.select("recs-proto");
+    h.press(Key::ctrl('r')).await;
+    h.advance(Millis(8_000));
+    // The finished build asks the executor to deploy its tag, as the loop would send it.
+    let deploys: Vec<_> = h
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            cockpit::state::Effect::Execute(r)
+                if r.op == cockpit::event::Op::Deploy { image: "shop/recs-proto:0.4.1".into() } =>
+            {
+                Some(cockpit::state::Effect::Execute(r.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deploys.len(), 1, "{:?}", h.effects);
+    h.execute_all(deploys).await;
+    h.advance(Millis(10_000));
+    let rollout = h.service("recs-proto").rollout.clone().unwrap();
+    assert_eq!((rollout.image.as_str(), rollout.phase), ("shop/recs-proto:0.4.1", RolloutPhase::Complete));
+    let actions: Vec<String> = h.audit().iter().map(|e| e.action.clone()).collect();
+    assert_eq!(actions, ["rebuild", "deploy"]);
+}

@@ -146,6 +146,8 @@ pub struct AppState {
     pub time_scale: f64,
     /// The team screen is shown instead of the main screen.
     pub team_screen: bool,
+    /// Services whose running build is deployed as soon as it succeeds.
+    pub deploy_after_build: std::collections::BTreeSet<String>,
     /// Questions from the executor that arrived while another modal was open.
     pub questions: VecDeque<Modal>,
     /// Service name to position in `services`.
@@ -181,6 +183,7 @@ impl AppState {
             time_scale: 1.0,
             team_screen: false,
             questions: VecDeque::new(),
+            deploy_after_build: Default::default(),
             index: std::collections::HashMap::new(),
             impacts: Vec::new(),
             next_request: 1,
@@ -394,10 +397,7 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Msg::Source(event) => {
-            on_source(state, event);
-            Vec::new()
-        }
+        Msg::Source(event) => on_source(state, event),
         Msg::Exec(event) => {
             on_exec(state, event);
             Vec::new()
@@ -409,7 +409,7 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
     }
 }
 
-fn on_source(state: &mut AppState, event: SourceEvent) {
+fn on_source(state: &mut AppState, event: SourceEvent) -> Vec<Effect> {
     let selected = state.selected_service().map(|s| s.info.name.clone());
     let visible = |name: &str| selected.as_deref() == Some(name);
     match event {
@@ -454,7 +454,7 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             with_service(state, &service, |s| s.metrics_error = Some(message));
         }
         SourceEvent::Logs { service, lines } => {
-            let Some(i) = state.service_index(&service) else { return };
+            let Some(i) = state.service_index(&service) else { return Vec::new() };
             let buffer = &mut state.services[i].logs;
             for line in lines {
                 buffer.push(line);
@@ -465,10 +465,16 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             }
         }
         SourceEvent::Build { service, build } => {
+            let mut effects = Vec::new();
             if build.finished.is_some()
                 && state.service(&service).and_then(|s| s.build.as_ref()).is_none_or(|b| b.finished.is_none())
             {
+                let deploy = state.deploy_after_build.remove(&service);
                 match (&build.tag, &build.error) {
+                    (Some(tag), _) if deploy => {
+                        state.toast(ToastKind::Success, format!("{service}: built {tag}; deploying it"));
+                        effects.push(state.request(service.clone(), Op::Deploy { image: tag.clone() }));
+                    }
                     (Some(tag), _) => {
                         state.toast(ToastKind::Success, format!("{service}: built {tag}; press d to deploy it"))
                     }
@@ -482,6 +488,7 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
                 }
                 s.build = Some(build);
             });
+            return effects;
         }
         SourceEvent::Connection { source, state: connection } => {
             state.connections.insert(source, connection);
@@ -496,6 +503,7 @@ fn on_source(state: &mut AppState, event: SourceEvent) {
             state.redraw = true;
         }
     }
+    Vec::new()
 }
 
 fn with_service(state: &mut AppState, name: &str, change: impl FnOnce(&mut ServiceView)) {
@@ -575,10 +583,16 @@ fn on_exec(state: &mut AppState, event: ExecEvent) {
         }
         ExecEvent::Refused { request, reason } => {
             state.pending.remove(&request.id);
+            if request.op == Op::Rebuild {
+                state.deploy_after_build.remove(&request.service);
+            }
             state.toast(ToastKind::Error, format!("{} {} refused: {reason}", request.service, request.op.name()));
         }
         ExecEvent::Failed { request, error } => {
             state.pending.remove(&request.id);
+            if request.op == Op::Rebuild {
+                state.deploy_after_build.remove(&request.service);
+            }
             state.toast(ToastKind::Error, format!("{} {} failed: {error}", request.service, request.op.name()));
         }
     }
@@ -695,6 +709,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::Rebuild
+        | Action::RebuildDeploy
         | Action::Deploy
         | Action::Promote
         | Action::PromoteFull
@@ -724,6 +739,10 @@ fn mutating(state: &mut AppState, action: Action) -> Vec<Effect> {
     }
     let op = match action {
         Action::Rebuild => Op::Rebuild,
+        Action::RebuildDeploy => {
+            state.deploy_after_build.insert(name.clone());
+            Op::Rebuild
+        }
         Action::Promote => Op::Promote { full: false },
         Action::PromoteFull => Op::Promote { full: true },
         Action::Rollback => Op::Rollback,

@@ -54,3 +54,79 @@ impl MetricsFacts {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// A workload backend whose policy facts come from Prometheus where it has
+/// measured the service: the canary verdict and SLO status that gate a
+/// mission-critical promotion are the real metrics, not the workload
+/// backend's guess (which may have none).
+#[derive(Debug, Clone)]
+pub struct GatedByMetrics<W> {
+    pub workloads: W,
+    pub metrics: MetricsFacts,
+}
+
+impl<W: crate::backend::Workloads> crate::backend::Workloads for GatedByMetrics<W> {
+    async fn facts(&self, service: &str) -> Result<crate::backend::Facts, crate::backend::BackendError> {
+        let mut facts = self.workloads.facts(service).await?;
+        if let Some(measured) = self.metrics.get(service) {
+            facts.slo_status = measured.slo_status.or(facts.slo_status);
+            if facts.canary_weight > 0 {
+                facts.verdict = measured.verdict.or(facts.verdict);
+            }
+        }
+        Ok(facts)
+    }
+
+    async fn apply(
+        &self,
+        service: &str,
+        plan: &crate::backend::Plan,
+        context: &crate::backend::ActionContext,
+    ) -> Result<crate::backend::Change, crate::backend::BackendError> {
+        self.workloads.apply(service, plan, context).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sim::{SimBackend, SimFleet, SimOptions};
+    use crate::backend::{Facts, Workloads};
+    use crate::config::Scenario;
+    use crate::event::{Op, Question, Request};
+    use crate::executor::policy::{Decision, decide};
+
+    #[tokio::test]
+    async fn a_failing_measured_canary_closes_the_gate_over_a_healthy_backend() {
+        // The calm fleet has no paging service: on its own facts, payments'
+        // canary would promote. Prometheus says the canary fails.
+        let sim = SimBackend::new(SimFleet::new(SimOptions { scenario: Scenario::Calm, ..SimOptions::default() }));
+        let context =
+            crate::backend::ActionContext { user: "t".into(), token: sim.facts("payments").await.unwrap().token };
+        let plan = crate::backend::Plan::StartCanary { image: "shop/payments:9.9.9".into(), weight: 5 };
+        sim.apply("payments", &plan, &context).await.unwrap();
+        let metrics = MetricsFacts::new();
+        metrics.record(
+            "payments",
+            ServiceFacts {
+                slo_status: Some(SloStatus::Ok),
+                verdict: Some(Verdict::Failing("canary success 97.1 % < 99 %".into())),
+                at: Timestamp(0),
+            },
+        );
+        let gated = GatedByMetrics { workloads: sim, metrics };
+        let facts: Facts = gated.facts("payments").await.unwrap();
+        let request = Request {
+            id: 1,
+            service: "payments".into(),
+            op: Op::Promote { full: false },
+            confirmed: true,
+            typed_name: None,
+            asked_token: None,
+        };
+        match decide(&request, &facts, false) {
+            Decision::Ask(Question::TypeName { reason }) => assert!(reason.contains("97.1 %"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -17,7 +17,7 @@ mod facts;
 mod queries;
 
 pub use client::{Client, Point, PromError};
-pub use facts::{MetricsFacts, ServiceFacts};
+pub use facts::{GatedByMetrics, MetricsFacts, ServiceFacts};
 pub use queries::{DEFAULT_BUCKETS, DEFAULT_GOOD, DEFAULT_TOTAL, Queries, track_regex};
 
 use crate::clock::Clock;
