@@ -2,6 +2,7 @@
 //! the reason, from the live keymap so overrides show.
 
 use crate::action::Action;
+use crate::event::ConnectionState;
 use crate::state::{AppState, Modal, PromptPurpose};
 use crate::theme::Theme;
 use ratatui::Frame;
@@ -47,7 +48,12 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
         (vec![Action::Help], "help"),
         (vec![Action::Quit], "quit"),
     ];
+    // Builds need the engine: while it is away the key says so.
+    let docker_down = matches!(state.connections.get("docker"), Some(ConnectionState::Disconnected { .. }));
     let mut spans = Vec::new();
+    if docker_down {
+        spans.push(Span::styled(" no docker engine: rebuild off;", theme.warn));
+    }
     if state.read_only {
         // First, so it is never cut off on a narrow terminal.
         spans.push(Span::styled(" read-only:", theme.warn));
@@ -59,7 +65,8 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
         }
         let promotes = matches!(actions[0], Action::Promote | Action::PromoteFull);
         let disabled = (actions[0].mutates() && state.read_only)
-            || (promotes && (stage.is_some_and(|s| !s.uses_canary()) || !has_canary));
+            || (promotes && (stage.is_some_and(|s| !s.uses_canary()) || !has_canary))
+            || (actions[0] == Action::Rebuild && docker_down);
         let (key_style, text_style) = if disabled { (theme.faint, theme.faint) } else { (theme.accent, theme.dim) };
         spans.push(Span::styled(format!(" {}", keys.join("/")), key_style));
         spans.push(Span::styled(format!(" {what} "), text_style));

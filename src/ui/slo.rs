@@ -120,11 +120,17 @@ fn burn_line<'a>(report: &SloReport, width: usize, theme: &Theme) -> Line<'a> {
                 .map(|r| r.threshold)
                 .fold(f64::INFINITY, f64::min);
             let style = if burn.rate > threshold { theme.bad } else { theme.text };
-            let spans = vec![
+            let mut spans = vec![
                 Span::styled(format!(" {} ", window(burn.window)), theme.dim),
                 Span::styled(format!("{:.1}", burn.rate), style),
                 Span::styled(format!("/{}", trim(threshold)), theme.faint),
             ];
+            if width >= 120 {
+                // A bar against the threshold: full means the alert fires.
+                let (done, todo) = super::bar(burn.rate / threshold, 4);
+                spans.push(Span::styled(format!(" {done}"), style));
+                spans.push(Span::styled(todo, theme.faint));
+            }
             (burn.window, spans)
         })
         .collect();
