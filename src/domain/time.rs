@@ -51,14 +51,7 @@ impl Timestamp {
         if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
             return None;
         }
-        // Inverse of civil_from_days (Howard Hinnant's days-from-civil).
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
+        let days = days_from_civil(y, m, day);
         Some(Timestamp(((days * 86_400 + h * 3600 + min * 60 + s) * 1000) + ms))
     }
 
@@ -70,6 +63,17 @@ impl Timestamp {
         let (y, m, d) = civil_from_days(days);
         format!("{y:04}-{m:02}-{d:02}T{}.{ms:03}Z", self.clock())
     }
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
