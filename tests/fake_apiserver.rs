@@ -3,7 +3,8 @@
 //! for kubectl, create/apply/get/patch of every stored kind, `get -w`,
 //! conflicts, 410 Gone watches, selectors and request counters.
 //!
-//! kubectl runs with `--validate=false`: the fake serves no OpenAPI yet.
+//! kubectl validates through the server (the fake's minimal OpenAPI v3 says
+//! every PATCH takes `fieldValidation`), so no `--validate=false` is needed.
 //! Without kubectl those tests print a note and pass; under `CI=true` they fail.
 
 use cockpit::devtools::fake_apiserver::{Config, FakeApiServer, Verb};
@@ -161,13 +162,13 @@ async fn kubectl_creates_applies_gets_and_patches() {
     let deploy = k.file("deploy.yaml", DEPLOYMENT);
     let others = k.file("others.yaml", OTHERS);
 
-    assert!(k.ok(&["create", "--validate=false", "-f", path_str(&ns)]).contains("namespace/shop created"));
-    let again = k.run(&["create", "--validate=false", "-f", path_str(&ns)]);
+    assert!(k.ok(&["create", "-f", path_str(&ns)]).contains("namespace/shop created"));
+    let again = k.run(&["create", "-f", path_str(&ns)]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"), "{again:?}");
-    assert!(k.ok(&["apply", "--validate=false", "-f", path_str(&deploy)]).contains("deployment.apps/web created"));
-    assert!(k.ok(&["apply", "--validate=false", "-f", path_str(&deploy)]).contains("unchanged"));
-    k.ok(&["create", "--validate=false", "-f", path_str(&others)]);
+    assert!(k.ok(&["apply", "-f", path_str(&deploy)]).contains("deployment.apps/web created"));
+    assert!(k.ok(&["apply", "-f", path_str(&deploy)]).contains("unchanged"));
+    k.ok(&["create", "-f", path_str(&others)]);
 
     let namespace = k.json(&["get", "namespace", "shop"]);
     assert_eq!(namespace["status"]["phase"], "Active");
@@ -181,6 +182,15 @@ async fn kubectl_creates_applies_gets_and_patches() {
     }
     let missing = k.run(&["-n", "shop", "get", "deployment", "nope"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"), "{missing:?}");
+
+    // A replace with a stale resourceVersion is a conflict.
+    let mut stale = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    k.ok(&["-n", "shop", "annotate", "deployment", "web", "touched=yes"]);
+    stale["spec"]["replicas"] = json!(7);
+    let stale_file = k.file("stale.json", &stale.to_string());
+    let conflict = k.run(&["replace", "-f", path_str(&stale_file)]);
+    assert!(!conflict.status.success());
+    assert!(String::from_utf8_lossy(&conflict.stderr).contains("the object has been modified"), "{conflict:?}");
 
     let patches = server.requests(Verb::Patch);
     k.ok(&[
@@ -249,8 +259,8 @@ async fn kubectl_get_watch_prints_a_change_as_it_happens() {
     }
     let server = FakeApiServer::start(Config::default()).await.expect("server starts");
     let k = Kubectl::new(&server);
-    k.ok(&["create", "--validate=false", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
-    k.ok(&["apply", "--validate=false", "-f", path_str(&k.file("deploy.yaml", DEPLOYMENT))]);
+    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
+    k.ok(&["apply", "-f", path_str(&k.file("deploy.yaml", DEPLOYMENT))]);
 
     let mut child = k
         .command(&[
@@ -496,6 +506,8 @@ async fn discovery_documents() {
         ("/apis", Some("APIGroupList")),
         ("/apis/apps/v1", Some("APIResourceList")),
         ("/apis/gateway.networking.k8s.io/v1", Some("APIResourceList")),
+        ("/openapi/v3", None),
+        ("/openapi/v3/apis/apps/v1", None),
     ] {
         let (code, doc) = body(http.get(format!("{}{path}", server.url())).send().await.expect("get")).await;
         assert_eq!(code, 200, "{path}");

@@ -3,11 +3,11 @@
 //! `/apis/{group}/{version}/…`), verbs from method and query, `Status`
 //! bodies for errors, and watches as JSON lines over a chunked response.
 
-use super::patch;
 use super::resources::{self, Resource};
 use super::selectors::Selector;
 use super::store::{ApiError, Change, Write};
 use super::{Shared, Verb};
+use super::{openapi, patch};
 use bytes::Bytes;
 use futures::SinkExt;
 use futures::channel::mpsc;
@@ -149,6 +149,10 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         ["version"] => respond(200, &resources::version()),
         ["api"] => respond(200, &resources::core_versions()),
         ["apis"] => respond(200, &resources::group_list()),
+        ["openapi", "v3"] => respond(200, &openapi::root()),
+        ["openapi", "v3", gv @ ..] => {
+            openapi::group_version(&gv.join("/")).map_or_else(|| not_found_path(&path), |d| respond(200, &d))
+        }
         ["api", version] => {
             resources::resource_list("", version).map_or_else(|| not_found_path(&path), |l| respond(200, &l))
         }

@@ -11,6 +11,7 @@
 //! requests by verb. No controller runs: a Deployment gets no ReplicaSets.
 
 mod http;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selectors;

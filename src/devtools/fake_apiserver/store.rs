@@ -434,3 +434,46 @@ impl Store {
         Ok(WatchStart { replay, live, current_rv: self.rv })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn deployments() -> &'static Resource {
+        resources::find("apps", "v1", "deployments").unwrap()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(1_709_210_096)), "2024-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn writes_bump_resource_version_and_generation_only_when_they_change_something() {
+        let mut store = Store::new(10);
+        let created = store
+            .create(deployments(), "default", json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}}))
+            .unwrap();
+        let rv = store.resource_version();
+        assert_eq!(created["metadata"]["resourceVersion"], rv.to_string());
+        let same = store.update(deployments(), "default", "web", created.clone()).unwrap();
+        assert_eq!(store.resource_version(), rv, "a no-op update writes nothing");
+        assert_eq!(same, created);
+        let mut labelled = created.clone();
+        labelled["metadata"]["labels"] = json!({"a": "b"});
+        let labelled = store.update(deployments(), "default", "web", labelled).unwrap();
+        assert_eq!(labelled["metadata"]["generation"], 1);
+        let mut scaled = labelled.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        let scaled = store.update(deployments(), "default", "web", scaled).unwrap();
+        assert_eq!(scaled["metadata"]["generation"], 2);
+        assert_eq!(store.resource_version(), rv + 2);
+        let err = store.update(deployments(), "default", "web", labelled).unwrap_err();
+        assert_eq!((err.code, err.reason), (409, "Conflict"));
+        let deleted = store.delete(resources::namespaces(), "", "default").unwrap();
+        assert_eq!(deleted["metadata"]["name"], "default");
+        assert!(store.get(deployments(), "default", "web").is_err(), "a namespace takes its objects with it");
+    }
+}
