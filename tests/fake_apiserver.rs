@@ -495,6 +495,31 @@ async fn watches_resume_bookmark_time_out_and_expire() {
     assert_eq!(events[0]["object"]["reason"], "Expired");
 }
 
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < until, "{what} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_when_its_client_hangs_up() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}/api/v1/namespaces", server.url()))
+        .query(&[("watch", "true")])
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(response.status().as_u16(), 200);
+    wait_until("the watch opens", || server.open_watches() == 1).await;
+    drop(response);
+    drop(http);
+    wait_until("the watch closes after the client hangs up", || server.open_watches() == 0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_documents() {
     let server = FakeApiServer::start(Config::default()).await.expect("server starts");

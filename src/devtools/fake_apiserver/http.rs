@@ -9,8 +9,6 @@ use super::store::{ApiError, Change, Write};
 use super::{Shared, Verb};
 use super::{openapi, patch};
 use bytes::Bytes;
-use futures::SinkExt;
-use futures::channel::mpsc;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -22,9 +20,11 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -320,6 +320,22 @@ fn seen(write: &Write, labels: &Selector, fields: &Selector) -> Option<&'static 
     }
 }
 
+/// Counts an open watch stream for as long as it lives.
+struct OpenWatch(Arc<Shared>);
+
+impl OpenWatch {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.watches.fetch_add(1, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.watches.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn watch(
     shared: &Arc<Shared>,
     res: &'static Resource,
@@ -342,8 +358,10 @@ fn watch(
     let interval = shared.config.bookmark_interval;
     let start = shared.store().watch(res, namespace, from);
     let namespace = namespace.map(str::to_string);
-    let (mut tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
+    let open = OpenWatch::new(shared.clone());
     tokio::spawn(async move {
+        let _open = open;
         let mut start = match start {
             Ok(start) => start,
             Err(gone) => {
@@ -404,10 +422,13 @@ fn watch(
                     }
                 }
                 () = expired => return,
+                // The client hung up: stop even while nothing is written.
+                () = tx.closed() => return,
             }
         }
     });
-    let mut response = Response::new(BodyExt::boxed(StreamBody::new(rx)));
+    let frames = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|frame| (frame, rx)) });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
     response
         .headers_mut()
         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));

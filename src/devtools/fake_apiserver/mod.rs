@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::Store;
@@ -80,6 +81,7 @@ pub(crate) struct Shared {
     pub(crate) store: Mutex<Store>,
     pub(crate) counts: Mutex<BTreeMap<Verb, u64>>,
     pub(crate) config: Config,
+    pub(crate) watches: AtomicUsize,
 }
 
 impl Shared {
@@ -109,6 +111,7 @@ impl FakeApiServer {
             store: Mutex::new(Store::new(config.history_limit)),
             counts: Mutex::new(BTreeMap::new()),
             config,
+            watches: AtomicUsize::new(0),
         });
         let accept = tokio::spawn(http::serve(listener, shared.clone()));
         Ok(Self { addr, shared, accept })
@@ -132,6 +135,12 @@ impl FakeApiServer {
     /// Every verb's count.
     pub fn request_counts(&self) -> BTreeMap<Verb, u64> {
         self.shared.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many watch streams are open now; one ends when its client hangs
+    /// up, its `timeoutSeconds` pass or the server drops.
+    pub fn open_watches(&self) -> usize {
+        self.shared.watches.load(Ordering::SeqCst)
     }
 
     /// The latest resourceVersion.
