@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod devtools;
 pub mod domain;
 pub mod event;
 pub mod executor;

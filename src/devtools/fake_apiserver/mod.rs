@@ -1,0 +1,176 @@
+//! A fake Kubernetes API server: a real HTTP server on 127.0.0.1 that
+//! behaves like an API server where cockpit and kubectl depend on it.
+//! A development tool: tests and `examples/fake-apiserver.rs` use it, the
+//! shipped `cockpit` binary does not.
+//!
+//! This slice serves discovery, stores namespaces, deployments,
+//! replicasets, pods, services, events and httproutes with real
+//! resourceVersion/uid/generation semantics, supports create, get, list
+//! (label and field selectors), update (with conflicts), delete, the three
+//! patch types and watch (resume, bookmarks, 410 Gone, timeouts), and counts
+//! requests by verb. No controller runs: a Deployment gets no ReplicaSets.
+
+mod http;
+pub mod openapi;
+pub mod patch;
+pub mod resources;
+pub mod selectors;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// The verbs requests are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    /// The Kubernetes name of the verb.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The address to listen on; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// How many writes watches can resume from; older is 410 Gone.
+    pub history_limit: usize,
+    /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history_limit: 1000,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub(crate) store: Mutex<Store>,
+    pub(crate) counts: Mutex<BTreeMap<Verb, u64>>,
+    pub(crate) config: Config,
+    pub(crate) watches: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn count(&self, verb: Verb) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry(verb).or_insert(0) += 1;
+    }
+
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running fake API server; dropping it stops accepting connections.
+pub struct FakeApiServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl FakeApiServer {
+    /// Binds and starts serving on the current tokio runtime.
+    pub async fn start(config: Config) -> io::Result<Self> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::new(config.history_limit)),
+            counts: Mutex::new(BTreeMap::new()),
+            config,
+            watches: AtomicUsize::new(0),
+        });
+        let accept = tokio::spawn(http::serve(listener, shared.clone()));
+        Ok(Self { addr, shared, accept })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests of `verb` it has answered.
+    pub fn requests(&self, verb: Verb) -> u64 {
+        self.shared.counts.lock().unwrap_or_else(|p| p.into_inner()).get(&verb).copied().unwrap_or(0)
+    }
+
+    /// Every verb's count.
+    pub fn request_counts(&self) -> BTreeMap<Verb, u64> {
+        self.shared.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many watch streams are open now; one ends when its client hangs
+    /// up, its `timeoutSeconds` pass or the server drops.
+    pub fn open_watches(&self) -> usize {
+        self.shared.watches.load(Ordering::SeqCst)
+    }
+
+    /// The latest resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store().resource_version()
+    }
+
+    /// A kubeconfig (JSON, which kubectl reads as YAML) pointing at this server.
+    pub fn kubeconfig(&self) -> String {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url()}}],
+            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": "default"}}],
+            "current-context": "fake"
+        })
+        .to_string()
+    }
+
+    /// Writes [`Self::kubeconfig`] to `dir/kubeconfig` and returns its path.
+    pub fn write_kubeconfig(&self, dir: &Path) -> io::Result<PathBuf> {
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, self.kubeconfig())?;
+        Ok(path)
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}

@@ -1,0 +1,543 @@
+//! The fake Kubernetes API server (`cockpit::devtools::fake_apiserver`)
+//! through the real kubectl and through plain HTTP: discovery good enough
+//! for kubectl, create/apply/get/patch of every stored kind, `get -w`,
+//! conflicts, 410 Gone watches, selectors and request counters.
+//!
+//! kubectl validates through the server (the fake's minimal OpenAPI v3 says
+//! every PATCH takes `fieldValidation`), so no `--validate=false` is needed.
+//! Without kubectl those tests print a note and pass; under `CI=true` they fail.
+
+use cockpit::devtools::fake_apiserver::{Config, FakeApiServer, Verb};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn have_kubectl() -> bool {
+    let found = Command::new("kubectl")
+        .args(["version", "--client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "kubectl is required under CI=true but was not found");
+        eprintln!("note: kubectl not found; skipping this test");
+    }
+    found
+}
+
+/// kubectl with its own kubeconfig and cache directory.
+struct Kubectl {
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn new(server: &FakeApiServer) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = server.write_kubeconfig(dir.path()).expect("kubeconfig");
+        Self { dir, kubeconfig }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.dir.path().join("cache"));
+        cmd.args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("kubectl runs")
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl prints JSON")
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("manifest written");
+        path
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web, tier: front}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: "shop/web:1"}
+      - {name: sidecar, image: "shop/proxy:1"}
+"#;
+
+const OTHERS: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+spec:
+  containers: [{name: app, image: "shop/web:1"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Event
+metadata: {name: web.1, namespace: shop}
+involvedObject: {kind: Deployment, name: web, namespace: shop}
+reason: ScalingReplicaSet
+message: Scaled up
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web-abc, namespace: shop, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: "shop/web:1"}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: shop}
+spec:
+  parentRefs: [{name: gateway}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+"#;
+
+fn images(deployment: &Value) -> Vec<(String, String)> {
+    deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_creates_applies_gets_and_patches() {
+    if !have_kubectl() {
+        return;
+    }
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let k = Kubectl::new(&server);
+    let ns = k.file("ns.yaml", NAMESPACE);
+    let deploy = k.file("deploy.yaml", DEPLOYMENT);
+    let others = k.file("others.yaml", OTHERS);
+
+    assert!(k.ok(&["create", "-f", path_str(&ns)]).contains("namespace/shop created"));
+    let again = k.run(&["create", "-f", path_str(&ns)]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"), "{again:?}");
+    assert!(k.ok(&["apply", "-f", path_str(&deploy)]).contains("deployment.apps/web created"));
+    assert!(k.ok(&["apply", "-f", path_str(&deploy)]).contains("unchanged"));
+    k.ok(&["create", "-f", path_str(&others)]);
+
+    let namespace = k.json(&["get", "namespace", "shop"]);
+    assert_eq!(namespace["status"]["phase"], "Active");
+    assert_eq!(namespace["metadata"]["uid"].as_str().map(str::len), Some(36));
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert!(d["metadata"]["creationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    for kind in ["pods", "services", "events", "replicasets", "httproutes", "deployments"] {
+        let list = k.json(&["-n", "shop", "get", kind]);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{kind}: {list}");
+    }
+    let missing = k.run(&["-n", "shop", "get", "deployment", "nope"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"), "{missing:?}");
+
+    // A replace with a stale resourceVersion is a conflict.
+    let mut stale = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    k.ok(&["-n", "shop", "annotate", "deployment", "web", "touched=yes"]);
+    stale["spec"]["replicas"] = json!(7);
+    let stale_file = k.file("stale.json", &stale.to_string());
+    let conflict = k.run(&["replace", "-f", path_str(&stale_file)]);
+    assert!(!conflict.status.success());
+    assert!(String::from_utf8_lossy(&conflict.stderr).contains("the object has been modified"), "{conflict:?}");
+
+    let patches = server.requests(Verb::Patch);
+    k.ok(&[
+        "-n",
+        "shop",
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "strategic",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"shop/web:2"}]}}}}"#,
+    ]);
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!(
+        images(&d),
+        [("app".into(), "shop/web:2".into()), ("sidecar".into(), "shop/proxy:1".into())],
+        "the strategic patch keeps the other container"
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    k.ok(&[
+        "-n",
+        "shop",
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"labels":{"stage":"prod"}}}"#,
+    ]);
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!(d["metadata"]["labels"]["stage"], "prod");
+    assert_eq!(d["metadata"]["generation"], 2, "a metadata change does not bump generation");
+    k.ok(&[
+        "-n",
+        "shop",
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":5}]"#,
+    ]);
+    assert_eq!(k.json(&["-n", "shop", "get", "deployment", "web"])["spec"]["replicas"], 5);
+    assert!(server.requests(Verb::Patch) >= patches + 3);
+
+    let selected = k.json(&["-n", "shop", "get", "pods,replicasets,deployments", "-l", "app=web,tier in (front)"]);
+    assert_eq!(selected["items"].as_array().map(Vec::len), Some(1), "{selected}");
+    let by_name = k.json(&["get", "namespaces", "--field-selector", "metadata.name=shop"]);
+    assert_eq!(by_name["items"].as_array().map(Vec::len), Some(1), "{by_name}");
+
+    assert!(k.ok(&["-n", "shop", "delete", "service", "web"]).contains("deleted"));
+    assert!(server.requests(Verb::Create) >= 7);
+    assert!(server.requests(Verb::Get) >= 1);
+    assert!(server.requests(Verb::List) >= 1);
+    assert!(server.requests(Verb::Delete) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_a_change_as_it_happens() {
+    if !have_kubectl() {
+        return;
+    }
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let k = Kubectl::new(&server);
+    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
+    k.ok(&["apply", "-f", path_str(&k.file("deploy.yaml", DEPLOYMENT))]);
+
+    let mut child = k
+        .command(&[
+            "-n",
+            "shop",
+            "get",
+            "deployments",
+            "-w",
+            "-o",
+            r#"jsonpath={.metadata.name} {.spec.template.spec.containers[0].image}{"\n"}"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |want: &str| {
+        let until = Instant::now() + DEADLINE;
+        let mut seen = Vec::new();
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.trim() == want => return,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("`{want}` was not printed within {DEADLINE:?}; printed: {seen:?}");
+    };
+    wait_for("web shop/web:1");
+    let until = Instant::now() + DEADLINE;
+    while server.requests(Verb::Watch) == 0 {
+        assert!(Instant::now() < until, "kubectl get -w did not start watching within {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    k.ok(&["-n", "shop", "set", "image", "deployment/web", "app=shop/web:3"]);
+    wait_for("web shop/web:3");
+    // Ended by us, by its id.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn body(response: reqwest::Response) -> (u16, Value) {
+    let code = response.status().as_u16();
+    (code, response.json().await.expect("a JSON body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_status_codes_conflicts_selectors_and_counters() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let http = reqwest::Client::new();
+    let base = format!("{}/apis/apps/v1/namespaces/default/deployments", server.url());
+    for (name, tier) in [("a", "front"), ("b", "back"), ("c", "front")] {
+        let d = json!({"metadata": {"name": name, "labels": {"app": name, "tier": tier}}, "spec": {"replicas": 1}});
+        let (code, created) = body(http.post(&base).json(&d).send().await.expect("post")).await;
+        assert_eq!(code, 201);
+        assert_eq!(created["metadata"]["generation"], 1);
+        assert_eq!(created["kind"], "Deployment");
+    }
+    let (code, status) =
+        body(http.post(&base).json(&json!({"metadata": {"name": "a"}})).send().await.expect("post")).await;
+    assert_eq!(
+        (code, status["kind"].as_str(), status["reason"].as_str()),
+        (409, Some("Status"), Some("AlreadyExists"))
+    );
+    let (code, status) = body(http.get(format!("{base}/zzz")).send().await.expect("get")).await;
+    assert_eq!((code, status["reason"].as_str(), status["code"].as_u64()), (404, Some("NotFound"), Some(404)));
+    let (code, status) = body(
+        http.post(format!("{}/apis/apps/v1/namespaces/nowhere/deployments", server.url()))
+            .json(&json!({"metadata": {"name": "x"}}))
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!((code, status["message"].as_str()), (404, Some("namespaces \"nowhere\" not found")));
+
+    // Optimistic concurrency.
+    let (_, a) = body(http.get(format!("{base}/a")).send().await.expect("get")).await;
+    let mut first = a.clone();
+    first["spec"]["replicas"] = json!(2);
+    let (code, updated) = body(http.put(format!("{base}/a")).json(&first).send().await.expect("put")).await;
+    assert_eq!(code, 200);
+    assert_eq!(updated["metadata"]["generation"], 2);
+    assert_eq!(updated["metadata"]["uid"], a["metadata"]["uid"]);
+    let mut stale = a.clone();
+    stale["spec"]["replicas"] = json!(3);
+    let (code, status) = body(http.put(format!("{base}/a")).json(&stale).send().await.expect("put")).await;
+    assert_eq!(code, 409);
+    assert_eq!((status["kind"].as_str(), status["reason"].as_str()), (Some("Status"), Some("Conflict")));
+    assert!(status["message"].as_str().is_some_and(|m| m.contains("the object has been modified")), "{status}");
+
+    // Selectors.
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap_or("").into())
+            .collect()
+    };
+    for (labels, fields, want) in [
+        ("tier=front", "", vec!["a", "c"]),
+        ("tier in (back),app", "", vec!["b"]),
+        ("tier!=front", "", vec!["b"]),
+        ("app notin (a, b)", "", vec!["c"]),
+        ("", "metadata.name=b", vec!["b"]),
+        ("tier=front", "metadata.name!=a", vec!["c"]),
+    ] {
+        let (code, list) = body(
+            http.get(&base).query(&[("labelSelector", labels), ("fieldSelector", fields)]).send().await.expect("list"),
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(list["kind"], "DeploymentList");
+        assert_eq!(list["metadata"]["resourceVersion"], server.resource_version().to_string());
+        assert_eq!(names(&list), want, "labels `{labels}` fields `{fields}`");
+    }
+
+    // Strategic merge patch is for built-in kinds only.
+    let route = format!("{}/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes", server.url());
+    http.post(&route).json(&json!({"metadata": {"name": "r"}, "spec": {}})).send().await.expect("post");
+    let response = http
+        .patch(format!("{route}/r"))
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body("{}")
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status().as_u16(), 415);
+
+    let (code, deleted) = body(http.delete(format!("{base}/c")).send().await.expect("delete")).await;
+    assert_eq!((code, deleted["metadata"]["name"].as_str()), (200, Some("c")));
+
+    let counts = server.request_counts();
+    let count = |v: Verb| counts.get(&v).copied().unwrap_or(0);
+    assert_eq!(
+        [Verb::Create, Verb::Get, Verb::List, Verb::Update, Verb::Patch, Verb::Delete, Verb::Watch].map(count),
+        [6, 2, 6, 2, 1, 1, 0]
+    );
+}
+
+async fn watch_lines(http: &reqwest::Client, url: &str, query: &[(&str, &str)]) -> Vec<Value> {
+    let response = http.get(url).query(&[("watch", "true")]).query(query).send().await.expect("watch");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = tokio::time::timeout(DEADLINE, response.text()).await.expect("the watch ends in time").expect("a body");
+    text.lines().map(|l| serde_json::from_str(l).expect("one JSON event a line")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resume_bookmark_time_out_and_expire() {
+    let config = Config { history_limit: 4, bookmark_interval: Duration::from_millis(200), ..Config::default() };
+    let server = FakeApiServer::start(config).await.expect("server starts");
+    let http = reqwest::Client::new();
+    let pods = format!("{}/api/v1/namespaces/default/pods", server.url());
+    let start = server.resource_version();
+    for name in ["p1", "p2"] {
+        http.post(&pods)
+            .json(&json!({"metadata": {"name": name, "labels": {"app": name}}}))
+            .send()
+            .await
+            .expect("post");
+    }
+
+    // Resume from a resourceVersion; timeoutSeconds ends the stream.
+    let began = Instant::now();
+    let rv = start.to_string();
+    let events = watch_lines(&http, &pods, &[("resourceVersion", &rv), ("timeoutSeconds", "1")]).await;
+    assert!(began.elapsed() >= Duration::from_millis(900) && began.elapsed() < DEADLINE);
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap_or(""), e["object"]["metadata"]["name"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(seen, [("ADDED", "p1"), ("ADDED", "p2")]);
+
+    // Live events and bookmarks, filtered by a label selector.
+    let current = server.resource_version().to_string();
+    let url = pods.clone();
+    let client = http.clone();
+    let watcher = tokio::spawn(async move {
+        watch_lines(
+            &client,
+            &url,
+            &[
+                ("resourceVersion", &current),
+                ("allowWatchBookmarks", "true"),
+                ("timeoutSeconds", "2"),
+                ("labelSelector", "app=p1"),
+            ],
+        )
+        .await
+    });
+    let until = Instant::now() + DEADLINE;
+    while server.requests(Verb::Watch) < 2 {
+        assert!(Instant::now() < until, "the watch did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for name in ["p1", "p2"] {
+        let response = http
+            .patch(format!("{pods}/{name}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"metadata":{"annotations":{"touched":"yes"}}}"#)
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let events = watcher.await.expect("the watcher");
+    let modified: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "MODIFIED")
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(modified, ["p1"], "{events:?}");
+    assert!(events.iter().any(|e| e["type"] == "BOOKMARK"), "{events:?}");
+
+    // Beyond the kept history: one ERROR event with a 410 Status.
+    for i in 0..6 {
+        http.post(&pods).json(&json!({"metadata": {"name": format!("q{i}")}})).send().await.expect("post");
+    }
+    let events = watch_lines(&http, &pods, &[("resourceVersion", &rv)]).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < until, "{what} within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_when_its_client_hangs_up() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}/api/v1/namespaces", server.url()))
+        .query(&[("watch", "true")])
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(response.status().as_u16(), 200);
+    wait_until("the watch opens", || server.open_watches() == 1).await;
+    drop(response);
+    drop(http);
+    wait_until("the watch closes after the client hangs up", || server.open_watches() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_documents() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let http = reqwest::Client::new();
+    for (path, kind) in [
+        ("/version", None),
+        ("/api", Some("APIVersions")),
+        ("/api/v1", Some("APIResourceList")),
+        ("/apis", Some("APIGroupList")),
+        ("/apis/apps/v1", Some("APIResourceList")),
+        ("/apis/gateway.networking.k8s.io/v1", Some("APIResourceList")),
+        ("/openapi/v3", None),
+        ("/openapi/v3/apis/apps/v1", None),
+    ] {
+        let (code, doc) = body(http.get(format!("{}{path}", server.url())).send().await.expect("get")).await;
+        assert_eq!(code, 200, "{path}");
+        assert_eq!(doc["kind"].as_str(), kind, "{path}");
+    }
+    let (code, _) = body(http.get(format!("{}/apis/nope/v1", server.url())).send().await.expect("get")).await;
+    assert_eq!(code, 404);
+}
