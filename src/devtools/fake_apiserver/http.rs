@@ -7,7 +7,7 @@ use super::resources::{self, Resource};
 use super::selectors::Selector;
 use super::store::{ApiError, Change, Write};
 use super::{Shared, Verb};
-use super::{openapi, patch};
+use super::{logs, openapi, patch};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// Accepts connections until the task is aborted.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -51,7 +51,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn respond(code: u16, value: &Value) -> Response<Body> {
+pub(crate) fn respond(code: u16, value: &Value) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
     *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
@@ -60,7 +60,7 @@ fn respond(code: u16, value: &Value) -> Response<Body> {
     response
 }
 
-fn failure(error: &ApiError) -> Response<Body> {
+pub(crate) fn failure(error: &ApiError) -> Response<Body> {
     respond(error.code, &error.status())
 }
 
@@ -178,6 +178,9 @@ async fn resource(
         [plural, name] => (None, *plural, Some(*name)),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None),
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        ["namespaces", ns, plural, name, sub] => {
+            return subresource(shared, group, version, ns, plural, name, sub, call, path).await;
+        }
         _ => return not_found_path(path),
     };
     let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
@@ -225,6 +228,129 @@ async fn resource(
         Ok(value) => respond(code, &value),
         Err(e) => failure(&e),
     }
+}
+
+/// `/status` and `/scale` of deployments, `/log` of pods.
+#[allow(clippy::too_many_arguments)]
+async fn subresource(
+    shared: &Arc<Shared>,
+    group: &str,
+    version: &str,
+    ns: &str,
+    plural: &str,
+    name: &str,
+    sub: &str,
+    call: Call,
+    path: &str,
+) -> Response<Body> {
+    let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
+    let verb = match call.method {
+        Method::GET => Verb::Get,
+        Method::PUT => Verb::Update,
+        Method::PATCH => Verb::Patch,
+        _ => {
+            return failure(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("the server does not allow this method on {path}"),
+            ));
+        }
+    };
+    shared.count(verb);
+    let result = match (res.plural, sub) {
+        ("pods", "log") if verb == Verb::Get => return logs::serve(shared, ns, name, &call.query),
+        ("deployments", "status") => status(shared, res, ns, name, &call),
+        ("deployments", "scale") => scale(shared, res, ns, name, &call),
+        _ => return not_found_path(path),
+    };
+    match result {
+        Ok(value) => respond(200, &value),
+        Err(e) => failure(&e),
+    }
+}
+
+/// Applies a PATCH request's body to `object` by its content type.
+fn apply_patch(object: &mut Value, call: &Call, builtin: bool) -> Result<(), ApiError> {
+    let patch_doc = parse_body(&call.body)?;
+    match call.content_type.as_str() {
+        "application/merge-patch+json" => patch::merge(object, &patch_doc),
+        "application/json-patch+json" => {
+            patch::json_patch(object, &patch_doc).map_err(|e| ApiError::new(422, "Invalid", e))?;
+        }
+        "application/strategic-merge-patch+json" if builtin => patch::strategic(object, &patch_doc),
+        other => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got `{other}`)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn status(shared: &Arc<Shared>, res: &'static Resource, ns: &str, name: &str, call: &Call) -> Result<Value, ApiError> {
+    let mut store = shared.store();
+    let current = store.get(res, ns, name)?;
+    let incoming = match call.method {
+        Method::GET => return Ok(current),
+        Method::PUT => parse_body(&call.body)?,
+        _ => {
+            let mut patched = current.clone();
+            apply_patch(&mut patched, call, res.builtin)?;
+            patched
+        }
+    };
+    // Only the status changes through /status.
+    let mut updated = current;
+    updated["status"] = incoming.get("status").cloned().unwrap_or(Value::Null);
+    if let Some(rv) = incoming.pointer("/metadata/resourceVersion") {
+        updated["metadata"]["resourceVersion"] = rv.clone();
+    }
+    store.update(res, ns, name, updated)
+}
+
+fn scale_of(deployment: &Value) -> Value {
+    let meta = &deployment["metadata"];
+    let selector: Vec<String> = deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": deployment["spec"]["replicas"].as_u64().unwrap_or(1)},
+        "status": {"replicas": deployment["status"]["replicas"].as_u64().unwrap_or(0), "selector": selector.join(",")},
+    })
+}
+
+fn scale(shared: &Arc<Shared>, res: &'static Resource, ns: &str, name: &str, call: &Call) -> Result<Value, ApiError> {
+    let mut store = shared.store();
+    let current = store.get(res, ns, name)?;
+    let incoming = match call.method {
+        Method::GET => return Ok(scale_of(&current)),
+        Method::PUT => parse_body(&call.body)?,
+        _ => {
+            let mut patched = scale_of(&current);
+            apply_patch(&mut patched, call, true)?;
+            patched
+        }
+    };
+    let Some(replicas) = incoming.pointer("/spec/replicas").and_then(Value::as_u64) else {
+        return Err(ApiError::new(422, "Invalid", "Scale.spec.replicas: Required value"));
+    };
+    let mut updated = current;
+    updated["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = incoming.pointer("/metadata/resourceVersion").filter(|rv| rv.as_str() != Some("")) {
+        updated["metadata"]["resourceVersion"] = rv.clone();
+    }
+    store.update(res, ns, name, updated).map(|d| scale_of(&d))
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -279,25 +405,9 @@ fn patch_object(
     name: &str,
     call: &Call,
 ) -> Result<Value, ApiError> {
-    let patch_doc = parse_body(&call.body)?;
     let mut store = shared.store();
     let mut object = store.get(res, ns, name)?;
-    match call.content_type.as_str() {
-        "application/merge-patch+json" => patch::merge(&mut object, &patch_doc),
-        "application/json-patch+json" => {
-            patch::json_patch(&mut object, &patch_doc).map_err(|e| ApiError::new(422, "Invalid", e))?;
-        }
-        "application/strategic-merge-patch+json" if res.builtin => patch::strategic(&mut object, &patch_doc),
-        other => {
-            return Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got `{other}`)"
-                ),
-            ));
-        }
-    }
+    apply_patch(&mut object, call, res.builtin)?;
     store.update(res, ns, name, object)
 }
 
