@@ -7,7 +7,7 @@
 //! every PATCH takes `fieldValidation`), so no `--validate=false` is needed.
 //! Without kubectl those tests print a note and pass; under `CI=true` they fail.
 
-use cockpit::devtools::fake_apiserver::{Config, ControllerConfig, FakeApiServer, Verb};
+use cockpit::devtools::fake_apiserver::{AccessRule, Config, ControllerConfig, FakeApiServer, Verb};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -810,4 +810,24 @@ async fn status_and_scale_subresources() {
     assert_eq!((patched["spec"]["replicas"].clone(), patched["status"]["readyReplicas"].clone()), (json!(1), json!(1)));
     let (code, got) = body(http.get(format!("{base}/api/status")).send().await.expect("get status")).await;
     assert_eq!((code, got["status"]["observedGeneration"].clone()), (200, json!(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_follows_the_configured_rules() {
+    if !have_kubectl() {
+        return;
+    }
+    let rules = vec![AccessRule::new(&["get", "list", "watch", "patch"], &["apps"], &["deployments"])];
+    let server =
+        FakeApiServer::start(Config { access_rules: Some(rules), ..Config::default() }).await.expect("server starts");
+    let k = Arc::new(Kubectl::new(&server));
+    let out = kubectl(&k, &["auth", "can-i", "patch", "deployments"]).await;
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim()), (Some(0), "yes"), "{}", text(&out));
+    let out = kubectl(&k, &["auth", "can-i", "delete", "deployments"]).await;
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim()), (Some(1), "no"), "{}", text(&out));
+    let out = kubectl(&k, &["auth", "can-i", "get", "pods"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let listed = kubectl(&k, &["auth", "can-i", "--list"]).await;
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("deployments.apps"), "{}", text(&listed));
 }

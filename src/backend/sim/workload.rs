@@ -292,4 +292,29 @@ mod tests {
         assert_eq!(status.replicas.available, 2, "old pods keep serving");
         assert!(status.conditions.iter().any(|c| c.reason == "ProgressDeadlineExceeded"));
     }
+
+    #[test]
+    fn max_unavailable_and_a_shorter_deadline_are_honoured() {
+        let mut rng = Rng::new(3);
+        let start = Timestamp(1_000_000_000);
+        let mut w = Workload::running("svc", "a:1", 4, vec![], start, &mut rng);
+        w.max_surge = Some(0);
+        w.max_unavailable = 1;
+        w.set_image("a:2", start, &mut rng);
+        let mut now = start;
+        let mut lowest = 4;
+        for _ in 0..160 {
+            now = now.plus(Millis(250));
+            w.step(now, &mut rng);
+            assert!(w.pods.iter().filter(|p| p.terminating_since.is_none()).count() <= 4, "no surge");
+            lowest = lowest.min(w.counts(now).available);
+        }
+        assert_eq!(w.status(now).phase, RolloutPhase::Complete);
+        assert_eq!(lowest, 3, "one pod unavailable at a time");
+
+        w.progress_deadline = Millis(5 * SECOND.0);
+        w.set_image("a:broken", now, &mut rng);
+        let now = advance(&mut w, now, 10, &mut rng);
+        assert_eq!(w.status(now).phase, RolloutPhase::Failed);
+    }
 }

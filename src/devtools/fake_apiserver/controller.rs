@@ -442,3 +442,39 @@ impl Controller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_compare_without_nulls_empties_or_the_hash() {
+        let sent =
+            json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a", "image": "i"}]}});
+        let from_kubectl = json!({
+            "metadata": {"creationTimestamp": null, "labels": {"app": "web", "pod-template-hash": "x"}},
+            "spec": {"containers": [{"name": "a", "image": "i", "resources": {}}]},
+        });
+        assert_eq!(canonical(&sent), canonical(&from_kubectl));
+    }
+
+    #[test]
+    fn surge_and_unavailability_take_numbers_or_percentages() {
+        assert_eq!(int_or_percent(Some(&json!(2)), 10, true), Some(2));
+        assert_eq!(int_or_percent(Some(&json!("25%")), 10, true), Some(3));
+        assert_eq!(int_or_percent(Some(&json!("25%")), 10, false), Some(2));
+        assert_eq!(int_or_percent(None, 10, false), None);
+    }
+
+    #[test]
+    fn log_buffers_are_bounded() {
+        let mut logs = Logs::new(2);
+        for i in 0..5 {
+            logs.push("ns", "p", "c", format!("line {i}"));
+        }
+        let lines = logs.since("ns", "p", 0).unwrap_or_default();
+        assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["line 3", "line 4"]);
+        assert_eq!(logs.since("ns", "p", lines[0].seq).map(|l| l.len()), Some(1));
+        assert!(logs.since("ns", "other", 0).is_none());
+    }
+}

@@ -7,7 +7,7 @@ use super::resources::{self, Resource};
 use super::selectors::Selector;
 use super::store::{ApiError, Change, Write};
 use super::{Shared, Verb};
-use super::{logs, openapi, patch};
+use super::{access, logs, openapi, patch};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -132,7 +132,13 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         .unwrap_or("")
         .trim()
         .to_string();
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") || content_type == "application/cbor" {
+    let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
+    let review = req.uri().path().strip_prefix("/apis/authorization.k8s.io/v1/").and_then(|p| match p {
+        "selfsubjectaccessreviews" => Some(false),
+        "selfsubjectrulesreviews" => Some(true),
+        _ => None,
+    });
+    if (protobuf && review.is_none()) || content_type == "application/cbor" {
         return failure(&ApiError::new(
             415,
             "UnsupportedMediaType",
@@ -143,6 +149,16 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         Ok(collected) => collected.to_bytes(),
         Err(e) => return failure(&ApiError::bad_request(format!("reading the body: {e}"))),
     };
+    if let Some(rules_review) = review {
+        if method != Method::POST {
+            return failure(&ApiError::new(405, "MethodNotAllowed", format!("only POST is allowed on {path}")));
+        }
+        shared.count(Verb::Create);
+        return match access::body_json(&body, protobuf, rules_review) {
+            Ok(request) => respond(201, &access::review(&request, shared.config.access_rules.as_deref(), rules_review)),
+            Err(e) => failure(&e),
+        };
+    }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let call = Call { method, query, content_type, body };
     match segments.as_slice() {
@@ -179,7 +195,8 @@ async fn resource(
         ["namespaces", ns, plural] => (Some(*ns), *plural, None),
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
         ["namespaces", ns, plural, name, sub] => {
-            return subresource(shared, group, version, ns, plural, name, sub, call, path).await;
+            let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
+            return subresource(shared, res, (ns, name, sub), call, path).await;
         }
         _ => return not_found_path(path),
     };
@@ -231,19 +248,13 @@ async fn resource(
 }
 
 /// `/status` and `/scale` of deployments, `/log` of pods.
-#[allow(clippy::too_many_arguments)]
 async fn subresource(
     shared: &Arc<Shared>,
-    group: &str,
-    version: &str,
-    ns: &str,
-    plural: &str,
-    name: &str,
-    sub: &str,
+    res: &'static Resource,
+    (ns, name, sub): (&str, &str, &str),
     call: Call,
     path: &str,
 ) -> Response<Body> {
-    let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
     let verb = match call.method {
         Method::GET => Verb::Get,
         Method::PUT => Verb::Update,

@@ -13,6 +13,7 @@
 //! generator) rolls Deployments out through ReplicaSets and Pods, and pods
 //! write logs served at `/log`; `/status` and `/scale` are served too.
 
+pub mod access;
 pub mod controller;
 mod http;
 mod logs;
@@ -22,6 +23,7 @@ pub mod resources;
 pub mod selectors;
 pub mod store;
 
+pub use access::AccessRule;
 pub use controller::ControllerConfig;
 use controller::{Controller, Logs};
 use std::collections::BTreeMap;
@@ -73,6 +75,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// The simulated Deployment controller; `None` (the default) runs none.
     pub controller: Option<ControllerConfig>,
+    /// What `SelfSubjectAccessReview`s allow; `None` (the default) allows everything.
+    pub access_rules: Option<Vec<AccessRule>>,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(1),
             controller: None,
+            access_rules: None,
         }
     }
 }
