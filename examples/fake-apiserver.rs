@@ -6,14 +6,15 @@
 //! kubectl --kubeconfig <printed path> get namespaces
 //! ```
 //!
-//! `--port 0` (the default) picks a free port. Ctrl-C stops it.
+//! `--port 0` (the default) picks a free port. The simulated controller
+//! runs Deployments out at `--speed` times real time (default 1). Ctrl-C stops it.
 
-use cockpit::devtools::fake_apiserver::{Config, FakeApiServer};
+use cockpit::devtools::fake_apiserver::{Config, ControllerConfig, FakeApiServer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 fn usage() -> color_eyre::eyre::Report {
-    color_eyre::eyre::eyre!("usage: fake-apiserver [--port PORT] [--kubeconfig-dir DIR]")
+    color_eyre::eyre::eyre!("usage: fake-apiserver [--port PORT] [--kubeconfig-dir DIR] [--speed FACTOR]")
 }
 
 #[tokio::main]
@@ -21,15 +22,19 @@ async fn main() -> color_eyre::Result<()> {
     color_eyre::install()?;
     let mut port: u16 = 0;
     let mut dir: Option<PathBuf> = None;
+    let mut speed = 1.0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--port" => port = args.next().ok_or_else(usage)?.parse()?,
             "--kubeconfig-dir" => dir = Some(args.next().ok_or_else(usage)?.into()),
+            "--speed" => speed = args.next().ok_or_else(usage)?.parse()?,
             _ => return Err(usage()),
         }
     }
-    let config = Config { addr: SocketAddr::from(([127, 0, 0, 1], port)), ..Config::default() };
+    let controller = ControllerConfig { speed, ..ControllerConfig::default() };
+    let config =
+        Config { addr: SocketAddr::from(([127, 0, 0, 1], port)), controller: Some(controller), ..Config::default() };
     let server = FakeApiServer::start(config).await?;
     let dir = match dir {
         Some(dir) => dir,

@@ -7,12 +7,12 @@
 //! every PATCH takes `fieldValidation`), so no `--validate=false` is needed.
 //! Without kubectl those tests print a note and pass; under `CI=true` they fail.
 
-use cockpit::devtools::fake_apiserver::{Config, FakeApiServer, Verb};
+use cockpit::devtools::fake_apiserver::{AccessRule, Config, ControllerConfig, FakeApiServer, Verb};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -540,4 +540,294 @@ async fn discovery_documents() {
     }
     let (code, _) = body(http.get(format!("{}/apis/nope/v1", server.url())).send().await.expect("get")).await;
     assert_eq!(code, 404);
+}
+
+// --- Slice 2: the simulated controller, subresources and logs ---
+
+/// A server whose controller runs 20× real time, stepping every 10 ms.
+async fn fast_server() -> FakeApiServer {
+    let controller = ControllerConfig { speed: 20.0, tick: Duration::from_millis(10), ..ControllerConfig::default() };
+    FakeApiServer::start(Config { controller: Some(controller), ..Config::default() }).await.expect("server starts")
+}
+
+fn rollout_deployment(image: &str, replicas: u32, deadline_seconds: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: shop}}
+spec:
+  replicas: {replicas}
+  progressDeadlineSeconds: {deadline_seconds}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: app, image: "{image}"}}]
+"#
+    )
+}
+
+/// Runs kubectl on a blocking thread so the server keeps both workers.
+async fn kubectl(k: &Arc<Kubectl>, args: &[&str]) -> Output {
+    let k = k.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        k.run(&args)
+    })
+    .await
+    .expect("kubectl thread")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+async fn rollout_status(k: &Arc<Kubectl>) -> Output {
+    kubectl(k, &["-n", "shop", "rollout", "status", "deployment/web", "--timeout=30s"]).await
+}
+
+/// The ReplicaSets of `web` as (revision, image, spec.replicas), by revision.
+fn replica_sets(k: &Kubectl) -> Vec<(u64, String, u64)> {
+    let list = k.json(&["-n", "shop", "get", "rs", "-l", "app=web"]);
+    let mut out: Vec<(u64, String, u64)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|rs| {
+            let revision = rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            let image = rs["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_string();
+            (revision, image, rs["spec"]["replicas"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_undo_scale_and_get_follow_the_controller() {
+    if !have_kubectl() {
+        return;
+    }
+    let server = fast_server().await;
+    let k = Arc::new(Kubectl::new(&server));
+    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
+    k.ok(&["apply", "-f", path_str(&k.file("d1.yaml", &rollout_deployment("shop/web:1", 3, 600)))]);
+    let out = rollout_status(&k).await;
+    assert!(out.status.success(), "rollout status: {}", text(&out));
+    assert!(text(&out).contains("successfully rolled out"), "{}", text(&out));
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!(d["status"]["observedGeneration"], d["metadata"]["generation"]);
+    for field in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"] {
+        assert_eq!(d["status"][field], 3, "{field}: {}", d["status"]);
+    }
+    let progressing = d["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Progressing").cloned())
+        .expect("a Progressing condition");
+    assert_eq!(progressing["reason"], "NewReplicaSetAvailable");
+
+    // A new image: a second ReplicaSet, revision 2, the old one scaled to 0.
+    k.ok(&["-n", "shop", "set", "image", "deployment/web", "app=shop/web:2"]);
+    let out = rollout_status(&k).await;
+    assert!(out.status.success(), "rollout status: {}", text(&out));
+    assert_eq!(replica_sets(&k), vec![(1, "shop/web:1".into(), 0), (2, "shop/web:2".into(), 3)]);
+    let pods = k.json(&["-n", "shop", "get", "pods", "-l", "app=web"]);
+    let hash_of = |p: &Value| p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap_or("").to_string();
+    let live: Vec<&Value> = pods["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+        .collect();
+    assert_eq!(live.len(), 3, "{pods}");
+    assert!(live.iter().all(|p| p["spec"]["containers"][0]["image"] == "shop/web:2" && !hash_of(p).is_empty()));
+
+    // Undo, which kubectl does from the ReplicaSets: web:1 comes back as revision 3.
+    let out = kubectl(&k, &["-n", "shop", "rollout", "undo", "deployment/web"]).await;
+    assert!(out.status.success(), "rollout undo: {}", text(&out));
+    let out = rollout_status(&k).await;
+    assert!(out.status.success(), "rollout status: {}", text(&out));
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!(images(&d), vec![("app".to_string(), "shop/web:1".to_string())]);
+    assert_eq!(replica_sets(&k), vec![(2, "shop/web:2".into(), 0), (3, "shop/web:1".into(), 3)]);
+
+    // Scale through /scale.
+    let out = kubectl(&k, &["-n", "shop", "scale", "deployment/web", "--replicas=5"]).await;
+    assert!(out.status.success(), "scale: {}", text(&out));
+    let out = rollout_status(&k).await;
+    assert!(out.status.success(), "rollout status: {}", text(&out));
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    assert_eq!((d["spec"]["replicas"].clone(), d["status"]["availableReplicas"].clone()), (json!(5), json!(5)));
+
+    let listed = k.ok(&["-n", "shop", "get", "rs,pods", "-l", "app=web"]);
+    assert!(listed.contains("replicaset.apps/web-"), "{listed}");
+    // Without server-side tables kubectl prints NAME and AGE only.
+    assert_eq!(listed.lines().filter(|l| l.starts_with("pod/web-")).count(), 5, "{listed}");
+    let pods = k.json(&["-n", "shop", "get", "pods", "-l", "app=web"]);
+    let phases: Vec<&str> =
+        pods["items"].as_array().expect("items").iter().filter_map(|p| p["status"]["phase"].as_str()).collect();
+    assert_eq!(phases, vec!["Running"; 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_fails_past_the_progress_deadline() {
+    if !have_kubectl() {
+        return;
+    }
+    let server = fast_server().await;
+    let k = Arc::new(Kubectl::new(&server));
+    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
+    k.ok(&["apply", "-f", path_str(&k.file("d.yaml", &rollout_deployment("shop/web:broken", 2, 10)))]);
+    let out = rollout_status(&k).await;
+    assert_eq!(out.status.code(), Some(1), "rollout status: {}", text(&out));
+    assert!(text(&out).contains("exceeded its progress deadline"), "{}", text(&out));
+    let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
+    let reasons: Vec<&str> =
+        d["status"]["conditions"].as_array().expect("conditions").iter().filter_map(|c| c["reason"].as_str()).collect();
+    assert!(reasons.contains(&"ProgressDeadlineExceeded"), "{reasons:?}");
+    assert_eq!(d["status"]["availableReplicas"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_tails_and_follows_a_pod() {
+    if !have_kubectl() {
+        return;
+    }
+    let server = fast_server().await;
+    let k = Arc::new(Kubectl::new(&server));
+    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
+    k.ok(&["apply", "-f", path_str(&k.file("d.yaml", &rollout_deployment("shop/web:1", 1, 600)))]);
+    let out = rollout_status(&k).await;
+    assert!(out.status.success(), "rollout status: {}", text(&out));
+    let pods = k.json(&["-n", "shop", "get", "pods", "-l", "app=web"]);
+    let pod = pods["items"][0]["metadata"]["name"].as_str().expect("a pod").to_string();
+    // Generated lines (the simulated fleet's generator) arrive over time.
+    let until = Instant::now() + DEADLINE;
+    let tail = loop {
+        let out = kubectl(&k, &["-n", "shop", "logs", &pod, "--tail=2", "--timestamps", "-c", "app"]).await;
+        assert!(out.status.success(), "logs: {}", text(&out));
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        if printed.lines().count() == 2 {
+            break printed;
+        }
+        assert!(Instant::now() < until, "two log lines within {DEADLINE:?}: {printed:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(tail.lines().all(|l| l.len() > 31 && l.as_bytes()[4] == b'-' && l.contains("Z ")), "{tail}");
+
+    let mut child = k
+        .command(&["-n", "shop", "logs", "-f", &pod, "--tail=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl logs -f starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The first line proves the stream is open; then a marker is written.
+    let first = rx.recv_timeout(DEADLINE);
+    assert!(first.is_ok(), "kubectl logs -f printed nothing within {DEADLINE:?}");
+    server.write_log("shop", &pod, "app", "MARKER line written now");
+    let until = Instant::now() + DEADLINE;
+    let mut seen = false;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line == "MARKER line written now" => {
+                seen = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen, "kubectl logs -f did not print the marker within {DEADLINE:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_scale_subresources() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let http = reqwest::Client::new();
+    let base = format!("{}/apis/apps/v1/namespaces/default/deployments", server.url());
+    let deployment = json!({
+        "metadata": {"name": "api"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}}, "template": {"metadata": {"labels": {"app": "api"}}}},
+    });
+    let (code, _) = body(http.post(&base).json(&deployment).send().await.expect("create")).await;
+    assert_eq!(code, 201);
+    let (code, scale) = body(http.get(format!("{base}/api/scale")).send().await.expect("get scale")).await;
+    assert_eq!(code, 200);
+    assert_eq!((scale["kind"].clone(), scale["apiVersion"].clone()), (json!("Scale"), json!("autoscaling/v1")));
+    assert_eq!((scale["spec"]["replicas"].clone(), scale["status"]["selector"].clone()), (json!(2), json!("app=api")));
+    let (code, scale) = body(
+        http.patch(format!("{base}/api/scale"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"spec":{"replicas":4}}"#)
+            .send()
+            .await
+            .expect("patch scale"),
+    )
+    .await;
+    assert_eq!((code, scale["spec"]["replicas"].clone()), (200, json!(4)));
+    let mut put = scale.clone();
+    put["spec"]["replicas"] = json!(1);
+    let (code, _) = body(http.put(format!("{base}/api/scale")).json(&put).send().await.expect("put scale")).await;
+    assert_eq!(code, 200);
+    put["spec"]["replicas"] = json!(7);
+    let (code, _) = body(http.put(format!("{base}/api/scale")).json(&put).send().await.expect("stale put")).await;
+    assert_eq!(code, 409, "a stale Scale resourceVersion conflicts");
+
+    // /status changes the status only.
+    let (_, mut current) = body(http.get(format!("{base}/api")).send().await.expect("get")).await;
+    assert_eq!(current["spec"]["replicas"], 1);
+    current["spec"]["replicas"] = json!(9);
+    current["status"] = json!({"replicas": 1, "observedGeneration": 3});
+    let (code, updated) =
+        body(http.put(format!("{base}/api/status")).json(&current).send().await.expect("put status")).await;
+    assert_eq!(code, 200);
+    assert_eq!((updated["spec"]["replicas"].clone(), updated["status"]["replicas"].clone()), (json!(1), json!(1)));
+    let (code, patched) = body(
+        http.patch(format!("{base}/api/status"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"status":{"readyReplicas":1},"spec":{"replicas":5}}"#)
+            .send()
+            .await
+            .expect("patch status"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!((patched["spec"]["replicas"].clone(), patched["status"]["readyReplicas"].clone()), (json!(1), json!(1)));
+    let (code, got) = body(http.get(format!("{base}/api/status")).send().await.expect("get status")).await;
+    assert_eq!((code, got["status"]["observedGeneration"].clone()), (200, json!(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_follows_the_configured_rules() {
+    if !have_kubectl() {
+        return;
+    }
+    let rules = vec![AccessRule::new(&["get", "list", "watch", "patch"], &["apps"], &["deployments"])];
+    let server =
+        FakeApiServer::start(Config { access_rules: Some(rules), ..Config::default() }).await.expect("server starts");
+    let k = Arc::new(Kubectl::new(&server));
+    let out = kubectl(&k, &["auth", "can-i", "patch", "deployments"]).await;
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim()), (Some(0), "yes"), "{}", text(&out));
+    let out = kubectl(&k, &["auth", "can-i", "delete", "deployments"]).await;
+    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).trim()), (Some(1), "no"), "{}", text(&out));
+    let out = kubectl(&k, &["auth", "can-i", "get", "pods"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let listed = kubectl(&k, &["auth", "can-i", "--list"]).await;
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("deployments.apps"), "{}", text(&listed));
 }

@@ -9,10 +9,10 @@
 
 mod catalog;
 mod fleet;
-mod loggen;
-mod rng;
+pub(crate) mod loggen;
+pub(crate) mod rng;
 mod series;
-mod workload;
+pub(crate) mod workload;
 
 pub use fleet::{STEP, SimFleet, SimOptions};
 

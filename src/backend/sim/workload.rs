@@ -40,6 +40,12 @@ pub struct Workload {
     pub pods: Vec<Pod>,
     last_progress: Timestamp,
     pub deadline_exceeded: bool,
+    /// How long a rollout may go without progress; [`PROGRESS_DEADLINE`] by default.
+    pub progress_deadline: Millis,
+    /// Extra pods allowed during a rollout; `None` is 25 % of desired (at least 1).
+    pub max_surge: Option<u32>,
+    /// Pods that may be unavailable during a rollout; 0 by default.
+    pub max_unavailable: u32,
 }
 
 impl Workload {
@@ -63,6 +69,9 @@ impl Workload {
             pods: Vec::new(),
             last_progress: now,
             deadline_exceeded: false,
+            progress_deadline: PROGRESS_DEADLINE,
+            max_surge: None,
+            max_unavailable: 0,
         };
         for _ in 0..desired {
             let pod = w.new_pod(rng, Some(now.plus(Millis(-3_600_000))));
@@ -71,7 +80,8 @@ impl Workload {
         w
     }
 
-    fn template_hash(&self, image: &str) -> String {
+    /// A stable 9-character hash of a template (here: its image), as `pod-template-hash`.
+    pub fn template_hash(&self, image: &str) -> String {
         let h = image.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
         let mut rng = Rng::new(u64::from(h));
         rng.suffix(9)
@@ -125,7 +135,7 @@ impl Workload {
         let before = self.counts(now);
         self.pods.retain(|p| p.terminating_since.is_none_or(|t| now.since(t) < SECOND));
         let live = |pods: &[Pod]| pods.iter().filter(|p| p.terminating_since.is_none()).count() as u32;
-        let surge = (self.desired.div_ceil(4)).max(1);
+        let surge = self.max_surge.unwrap_or_else(|| self.desired.div_ceil(4).max(1));
         let current = |pods: &[Pod], image: &str| {
             pods.iter().filter(|p| p.terminating_since.is_none() && p.image == image).count() as u32
         };
@@ -148,7 +158,7 @@ impl Workload {
                 .min_by_key(|p| p.ready_at.is_some_and(|t| t <= now));
             let Some(old) = old else { break };
             let old_ready = old.ready_at.is_some_and(|t| t <= now);
-            if old_ready && available <= self.desired {
+            if old_ready && available + self.max_unavailable <= self.desired {
                 break;
             }
             old.terminating_since = Some(now);
@@ -170,7 +180,7 @@ impl Workload {
         if done {
             self.last_progress = now;
             self.deadline_exceeded = false;
-        } else if now.since(self.last_progress) > PROGRESS_DEADLINE {
+        } else if now.since(self.last_progress) > self.progress_deadline {
             self.deadline_exceeded = true;
         }
     }
@@ -281,5 +291,30 @@ mod tests {
         assert_eq!(status.phase, RolloutPhase::Failed);
         assert_eq!(status.replicas.available, 2, "old pods keep serving");
         assert!(status.conditions.iter().any(|c| c.reason == "ProgressDeadlineExceeded"));
+    }
+
+    #[test]
+    fn max_unavailable_and_a_shorter_deadline_are_honoured() {
+        let mut rng = Rng::new(3);
+        let start = Timestamp(1_000_000_000);
+        let mut w = Workload::running("svc", "a:1", 4, vec![], start, &mut rng);
+        w.max_surge = Some(0);
+        w.max_unavailable = 1;
+        w.set_image("a:2", start, &mut rng);
+        let mut now = start;
+        let mut lowest = 4;
+        for _ in 0..160 {
+            now = now.plus(Millis(250));
+            w.step(now, &mut rng);
+            assert!(w.pods.iter().filter(|p| p.terminating_since.is_none()).count() <= 4, "no surge");
+            lowest = lowest.min(w.counts(now).available);
+        }
+        assert_eq!(w.status(now).phase, RolloutPhase::Complete);
+        assert_eq!(lowest, 3, "one pod unavailable at a time");
+
+        w.progress_deadline = Millis(5 * SECOND.0);
+        w.set_image("a:broken", now, &mut rng);
+        let now = advance(&mut w, now, 10, &mut rng);
+        assert_eq!(w.status(now).phase, RolloutPhase::Failed);
     }
 }

@@ -7,7 +7,7 @@ use super::resources::{self, Resource};
 use super::selectors::Selector;
 use super::store::{ApiError, Change, Write};
 use super::{Shared, Verb};
-use super::{openapi, patch};
+use super::{access, logs, openapi, patch};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// Accepts connections until the task is aborted.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -51,7 +51,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn respond(code: u16, value: &Value) -> Response<Body> {
+pub(crate) fn respond(code: u16, value: &Value) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
     *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
@@ -60,7 +60,7 @@ fn respond(code: u16, value: &Value) -> Response<Body> {
     response
 }
 
-fn failure(error: &ApiError) -> Response<Body> {
+pub(crate) fn failure(error: &ApiError) -> Response<Body> {
     respond(error.code, &error.status())
 }
 
@@ -132,7 +132,13 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         .unwrap_or("")
         .trim()
         .to_string();
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") || content_type == "application/cbor" {
+    let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
+    let review = req.uri().path().strip_prefix("/apis/authorization.k8s.io/v1/").and_then(|p| match p {
+        "selfsubjectaccessreviews" => Some(false),
+        "selfsubjectrulesreviews" => Some(true),
+        _ => None,
+    });
+    if (protobuf && review.is_none()) || content_type == "application/cbor" {
         return failure(&ApiError::new(
             415,
             "UnsupportedMediaType",
@@ -143,6 +149,16 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         Ok(collected) => collected.to_bytes(),
         Err(e) => return failure(&ApiError::bad_request(format!("reading the body: {e}"))),
     };
+    if let Some(rules_review) = review {
+        if method != Method::POST {
+            return failure(&ApiError::new(405, "MethodNotAllowed", format!("only POST is allowed on {path}")));
+        }
+        shared.count(Verb::Create);
+        return match access::body_json(&body, protobuf, rules_review) {
+            Ok(request) => respond(201, &access::review(&request, shared.config.access_rules.as_deref(), rules_review)),
+            Err(e) => failure(&e),
+        };
+    }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let call = Call { method, query, content_type, body };
     match segments.as_slice() {
@@ -178,6 +194,10 @@ async fn resource(
         [plural, name] => (None, *plural, Some(*name)),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None),
         ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        ["namespaces", ns, plural, name, sub] => {
+            let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
+            return subresource(shared, res, (ns, name, sub), call, path).await;
+        }
         _ => return not_found_path(path),
     };
     let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
@@ -225,6 +245,123 @@ async fn resource(
         Ok(value) => respond(code, &value),
         Err(e) => failure(&e),
     }
+}
+
+/// `/status` and `/scale` of deployments, `/log` of pods.
+async fn subresource(
+    shared: &Arc<Shared>,
+    res: &'static Resource,
+    (ns, name, sub): (&str, &str, &str),
+    call: Call,
+    path: &str,
+) -> Response<Body> {
+    let verb = match call.method {
+        Method::GET => Verb::Get,
+        Method::PUT => Verb::Update,
+        Method::PATCH => Verb::Patch,
+        _ => {
+            return failure(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("the server does not allow this method on {path}"),
+            ));
+        }
+    };
+    shared.count(verb);
+    let result = match (res.plural, sub) {
+        ("pods", "log") if verb == Verb::Get => return logs::serve(shared, ns, name, &call.query),
+        ("deployments", "status") => status(shared, res, ns, name, &call),
+        ("deployments", "scale") => scale(shared, res, ns, name, &call),
+        _ => return not_found_path(path),
+    };
+    match result {
+        Ok(value) => respond(200, &value),
+        Err(e) => failure(&e),
+    }
+}
+
+/// Applies a PATCH request's body to `object` by its content type.
+fn apply_patch(object: &mut Value, call: &Call, builtin: bool) -> Result<(), ApiError> {
+    let patch_doc = parse_body(&call.body)?;
+    match call.content_type.as_str() {
+        "application/merge-patch+json" => patch::merge(object, &patch_doc),
+        "application/json-patch+json" => {
+            patch::json_patch(object, &patch_doc).map_err(|e| ApiError::new(422, "Invalid", e))?;
+        }
+        "application/strategic-merge-patch+json" if builtin => patch::strategic(object, &patch_doc),
+        other => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got `{other}`)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn status(shared: &Arc<Shared>, res: &'static Resource, ns: &str, name: &str, call: &Call) -> Result<Value, ApiError> {
+    let mut store = shared.store();
+    let current = store.get(res, ns, name)?;
+    let incoming = match call.method {
+        Method::GET => return Ok(current),
+        Method::PUT => parse_body(&call.body)?,
+        _ => {
+            let mut patched = current.clone();
+            apply_patch(&mut patched, call, res.builtin)?;
+            patched
+        }
+    };
+    // Only the status changes through /status.
+    let mut updated = current;
+    updated["status"] = incoming.get("status").cloned().unwrap_or(Value::Null);
+    if let Some(rv) = incoming.pointer("/metadata/resourceVersion") {
+        updated["metadata"]["resourceVersion"] = rv.clone();
+    }
+    store.update(res, ns, name, updated)
+}
+
+fn scale_of(deployment: &Value) -> Value {
+    let meta = &deployment["metadata"];
+    let selector: Vec<String> = deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": deployment["spec"]["replicas"].as_u64().unwrap_or(1)},
+        "status": {"replicas": deployment["status"]["replicas"].as_u64().unwrap_or(0), "selector": selector.join(",")},
+    })
+}
+
+fn scale(shared: &Arc<Shared>, res: &'static Resource, ns: &str, name: &str, call: &Call) -> Result<Value, ApiError> {
+    let mut store = shared.store();
+    let current = store.get(res, ns, name)?;
+    let incoming = match call.method {
+        Method::GET => return Ok(scale_of(&current)),
+        Method::PUT => parse_body(&call.body)?,
+        _ => {
+            let mut patched = scale_of(&current);
+            apply_patch(&mut patched, call, true)?;
+            patched
+        }
+    };
+    let Some(replicas) = incoming.pointer("/spec/replicas").and_then(Value::as_u64) else {
+        return Err(ApiError::new(422, "Invalid", "Scale.spec.replicas: Required value"));
+    };
+    let mut updated = current;
+    updated["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = incoming.pointer("/metadata/resourceVersion").filter(|rv| rv.as_str() != Some("")) {
+        updated["metadata"]["resourceVersion"] = rv.clone();
+    }
+    store.update(res, ns, name, updated).map(|d| scale_of(&d))
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -279,25 +416,9 @@ fn patch_object(
     name: &str,
     call: &Call,
 ) -> Result<Value, ApiError> {
-    let patch_doc = parse_body(&call.body)?;
     let mut store = shared.store();
     let mut object = store.get(res, ns, name)?;
-    match call.content_type.as_str() {
-        "application/merge-patch+json" => patch::merge(&mut object, &patch_doc),
-        "application/json-patch+json" => {
-            patch::json_patch(&mut object, &patch_doc).map_err(|e| ApiError::new(422, "Invalid", e))?;
-        }
-        "application/strategic-merge-patch+json" if res.builtin => patch::strategic(&mut object, &patch_doc),
-        other => {
-            return Err(ApiError::new(
-                415,
-                "UnsupportedMediaType",
-                format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got `{other}`)"
-                ),
-            ));
-        }
-    }
+    apply_patch(&mut object, call, res.builtin)?;
     store.update(res, ns, name, object)
 }
 

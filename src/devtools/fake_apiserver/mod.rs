@@ -8,15 +8,24 @@
 //! resourceVersion/uid/generation semantics, supports create, get, list
 //! (label and field selectors), update (with conflicts), delete, the three
 //! patch types and watch (resume, bookmarks, 410 Gone, timeouts), and counts
-//! requests by verb. No controller runs: a Deployment gets no ReplicaSets.
+//! requests by verb. With [`Config::controller`] set, a simulated
+//! controller (reusing the simulated fleet's workload model and log
+//! generator) rolls Deployments out through ReplicaSets and Pods, and pods
+//! write logs served at `/log`; `/status` and `/scale` are served too.
 
+pub mod access;
+pub mod controller;
 mod http;
+mod logs;
 pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selectors;
 pub mod store;
 
+pub use access::AccessRule;
+pub use controller::ControllerConfig;
+use controller::{Controller, Logs};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -64,6 +73,10 @@ pub struct Config {
     pub history_limit: usize,
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// The simulated Deployment controller; `None` (the default) runs none.
+    pub controller: Option<ControllerConfig>,
+    /// What `SelfSubjectAccessReview`s allow; `None` (the default) allows everything.
+    pub access_rules: Option<Vec<AccessRule>>,
 }
 
 impl Default for Config {
@@ -72,6 +85,8 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(1),
+            controller: None,
+            access_rules: None,
         }
     }
 }
@@ -82,6 +97,7 @@ pub(crate) struct Shared {
     pub(crate) counts: Mutex<BTreeMap<Verb, u64>>,
     pub(crate) config: Config,
     pub(crate) watches: AtomicUsize,
+    pub(crate) logs: Mutex<Logs>,
 }
 
 impl Shared {
@@ -93,6 +109,10 @@ impl Shared {
     pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    pub(crate) fn logs(&self) -> std::sync::MutexGuard<'_, Logs> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A running fake API server; dropping it stops accepting connections.
@@ -100,6 +120,7 @@ pub struct FakeApiServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    controller: Option<JoinHandle<()>>,
 }
 
 impl FakeApiServer {
@@ -107,14 +128,18 @@ impl FakeApiServer {
     pub async fn start(config: Config) -> io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
+        let log_lines = config.controller.as_ref().map_or(1000, |c| c.log_lines);
+        let controller = config.controller.clone();
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::new(config.history_limit)),
             counts: Mutex::new(BTreeMap::new()),
             config,
             watches: AtomicUsize::new(0),
+            logs: Mutex::new(Logs::new(log_lines)),
         });
         let accept = tokio::spawn(http::serve(listener, shared.clone()));
-        Ok(Self { addr, shared, accept })
+        let controller = controller.map(|c| tokio::spawn(Controller::new(c).run(shared.clone())));
+        Ok(Self { addr, shared, accept, controller })
     }
 
     /// The address it listens on.
@@ -141,6 +166,11 @@ impl FakeApiServer {
     /// up, its `timeoutSeconds` pass or the server drops.
     pub fn open_watches(&self) -> usize {
         self.shared.watches.load(Ordering::SeqCst)
+    }
+
+    /// Appends a line to a pod's log (container `container`), as if the pod wrote it.
+    pub fn write_log(&self, namespace: &str, pod: &str, container: &str, line: &str) {
+        self.shared.logs().push(namespace, pod, container, line.to_string());
     }
 
     /// The latest resourceVersion.
@@ -172,5 +202,8 @@ impl FakeApiServer {
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
         self.accept.abort();
+        if let Some(controller) = &self.controller {
+            controller.abort();
+        }
     }
 }

@@ -175,20 +175,40 @@ pub fn group_list() -> Value {
 
 /// `/api/v1` or `/apis/{group}/{version}`, `None` for an unknown group.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let resources: Vec<Value> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .map(|r| {
-            json!({
-                "name": r.plural,
-                "singularName": r.singular,
+    let mut resources: Vec<Value> = Vec::new();
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+        resources.push(json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": VERBS,
+            "shortNames": r.short_names,
+        }));
+        // The subresources the server answers.
+        let subresources: &[(&str, &str, &str, &[&str])] = match r.plural {
+            "deployments" => &[
+                ("status", "Deployment", "", &["get", "patch", "update"]),
+                ("scale", "Scale", "autoscaling", &["get", "patch", "update"]),
+            ],
+            "pods" => &[("log", "Pod", "", &["get"])],
+            _ => &[],
+        };
+        for (sub, kind, sub_group, verbs) in subresources {
+            let mut entry = json!({
+                "name": format!("{}/{sub}", r.plural),
+                "singularName": "",
                 "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": VERBS,
-                "shortNames": r.short_names,
-            })
-        })
-        .collect();
+                "kind": kind,
+                "verbs": verbs,
+            });
+            if !sub_group.is_empty() {
+                entry["group"] = json!(sub_group);
+                entry["version"] = json!("v1");
+            }
+            resources.push(entry);
+        }
+    }
     if resources.is_empty() {
         return None;
     }
