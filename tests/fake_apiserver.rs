@@ -831,3 +831,104 @@ async fn kubectl_auth_can_i_follows_the_configured_rules() {
     assert!(listed.status.success(), "{}", text(&listed));
     assert!(String::from_utf8_lossy(&listed.stdout).contains("deployments.apps"), "{}", text(&listed));
 }
+
+// --- Slice 3: paging, seeding, many objects ---
+
+/// Lists `url` page by page with `limit`; returns every item's name and the number of pages.
+async fn list_pages(http: &reqwest::Client, url: &str, limit: usize) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let limit = limit.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        if !token.is_empty() {
+            query.push(("continue", token.as_str()));
+        }
+        let (code, page) = body(http.get(url).query(&query).send().await.expect("list")).await;
+        assert_eq!(code, 200, "{page}");
+        pages += 1;
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= limit.parse().expect("a number"));
+        names.extend(items.iter().map(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string()));
+        match page["metadata"]["continue"].as_str() {
+            Some(next) => token = next.to_string(),
+            None => return (names, pages),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_with_limit_and_continue() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    for i in 0..5 {
+        let pod = json!({"metadata": {"name": format!("p{i}"), "labels": {"even": (i % 2 == 0).to_string()}}});
+        server.create("", "v1", "pods", "default", pod).expect("pod created");
+    }
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/namespaces/default/pods", server.url());
+    let (names, pages) = list_pages(&http, &url, 2).await;
+    assert_eq!(names, ["p0", "p1", "p2", "p3", "p4"]);
+    assert_eq!(pages, 3);
+    let (code, first) = body(http.get(&url).query(&[("limit", "2")]).send().await.expect("list")).await;
+    assert_eq!(code, 200);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    // Selectors filter before the limit.
+    let (code, even) =
+        body(http.get(&url).query(&[("limit", "2"), ("labelSelector", "even=true")]).send().await.expect("list")).await;
+    assert_eq!(code, 200);
+    assert_eq!(even["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(even["metadata"]["remainingItemCount"], 1);
+    let (code, _) = body(http.get(&url).query(&[("continue", "not-a-token")]).send().await.expect("list")).await;
+    assert_eq!(code, 400);
+
+    if !have_kubectl() {
+        return;
+    }
+    let k = Kubectl::new(&server);
+    let lists_before = server.requests(Verb::List);
+    let out = k.ok(&["get", "pods", "--chunk-size=2", "-o", "name"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["pod/p0", "pod/p1", "pod/p2", "pod/p3", "pod/p4"]);
+    assert_eq!(server.requests(Verb::List) - lists_before, 3, "kubectl fetched three chunks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_a_team_and_lists_thousands_of_objects() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    let seeding = Instant::now();
+    server.seed(1_000, 5_000).expect("seeded");
+    eprintln!("seeding 1,000 deployments and 5,000 pods took {:?}", seeding.elapsed());
+    let http = reqwest::Client::new();
+    let shop = format!("{}/apis/apps/v1/namespaces/shop/deployments", server.url());
+    let (code, team) =
+        body(http.get(&shop).query(&[("labelSelector", "cockpit.dev/service=checkout")]).send().await.expect("list"))
+            .await;
+    assert_eq!(code, 200);
+    let tracks: Vec<&str> = team["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|d| d["metadata"]["labels"]["cockpit.dev/track"].as_str())
+        .collect();
+    assert_eq!(tracks, ["primary", "canary"]);
+    let route = format!("{}/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", server.url());
+    let (code, route) = body(http.get(&route).send().await.expect("get")).await;
+    assert_eq!(code, 200);
+    let weights: Vec<u64> = route["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .expect("backendRefs")
+        .iter()
+        .filter_map(|b| b["weight"].as_u64())
+        .collect();
+    assert_eq!(weights, [90, 10]);
+    for (path, want) in [("/apis/apps/v1/namespaces/fill/deployments", 1_000), ("/api/v1/namespaces/fill/pods", 5_000)]
+    {
+        let started = Instant::now();
+        let (code, list) = body(http.get(format!("{}{path}", server.url())).send().await.expect("list")).await;
+        eprintln!("GET {path}: {want} items in {:?}", started.elapsed());
+        assert_eq!(code, 200);
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(want));
+    }
+    let (names, pages) = list_pages(&http, &format!("{}/api/v1/pods", server.url()), 500).await;
+    assert_eq!((names.len(), pages), (5_000, 10));
+}

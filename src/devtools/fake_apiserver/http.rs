@@ -7,7 +7,7 @@ use super::resources::{self, Resource};
 use super::selectors::Selector;
 use super::store::{ApiError, Change, Write};
 use super::{Shared, Verb};
-use super::{access, logs, openapi, patch};
+use super::{access, logs, openapi, paging, patch};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -24,12 +24,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-/// Accepts connections until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until the task is aborted; every connection (and so
+/// every watch stream) ends once `stop` changes or its sender is dropped.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -40,13 +41,19 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         let shared = shared.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(req, shared).await) }
             });
             // A client that hangs up mid-request is not our error.
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                // Stopped: dropping the connection closes the socket.
+                _ = stop.changed() => {}
+            }
         });
     }
 }
@@ -387,9 +394,34 @@ fn list(
         let store = shared.store();
         (store.list(res, namespace), store.resource_version())
     };
-    let items: Vec<Value> = items
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("" | "0") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit `{n}`")))?),
+    };
+    let after = match query.get("continue").map(String::as_str) {
+        None | Some("") => None,
+        Some(token) => Some(paging::decode(token)?),
+    };
+    let mut matching = items
         .into_iter()
         .filter(|o| labels.matches(o) && fields.matches(o))
+        .filter(|o| after.as_ref().is_none_or(|(_, last)| paging::position(o) > *last))
+        .peekable();
+    let mut page = Vec::new();
+    while let Some(o) = matching.next_if(|_| limit.is_none_or(|l| page.len() < l)) {
+        page.push(o);
+    }
+    let remaining = matching.count();
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if remaining > 0
+        && let Some(last) = page.last()
+    {
+        let list_rv = after.as_ref().map_or(rv, |(first_rv, _)| *first_rv);
+        metadata["continue"] = Value::String(paging::encode(list_rv, &paging::position(last)));
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    let items: Vec<Value> = page
+        .into_iter()
         .map(|mut o| {
             // Lists of built-in kinds carry no kind/apiVersion per item.
             if res.builtin
@@ -404,7 +436,7 @@ fn list(
     Ok(json!({
         "kind": format!("{}List", res.kind),
         "apiVersion": res.api_version(),
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": metadata,
         "items": items,
     }))
 }

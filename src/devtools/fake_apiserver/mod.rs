@@ -18,8 +18,10 @@ pub mod controller;
 mod http;
 mod logs;
 pub mod openapi;
+mod paging;
 pub mod patch;
 pub mod resources;
+pub mod seed;
 pub mod selectors;
 pub mod store;
 
@@ -120,6 +122,7 @@ pub struct FakeApiServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     controller: Option<JoinHandle<()>>,
 }
 
@@ -137,9 +140,61 @@ impl FakeApiServer {
             watches: AtomicUsize::new(0),
             logs: Mutex::new(Logs::new(log_lines)),
         });
-        let accept = tokio::spawn(http::serve(listener, shared.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(http::serve(listener, shared.clone(), stopped));
         let controller = controller.map(|c| tokio::spawn(Controller::new(c).run(shared.clone())));
-        Ok(Self { addr, shared, accept, controller })
+        Ok(Self { addr, shared, accept, stop, controller })
+    }
+
+    /// Stops serving: closes the listener and every open connection (watch
+    /// streams end without a final event, as when a real API server dies).
+    /// The store, its resourceVersion counter and watch history stay, as
+    /// etcd's would; so does the controller. [`Self::resume`] serves again.
+    pub async fn pause(&mut self) {
+        // Receivers see the change (or the sender dropped): connections end.
+        let _ = self.stop.send(true);
+        self.accept.abort();
+        // Aborted is the expected outcome; wait so the listener is closed.
+        let _ = (&mut self.accept).await;
+    }
+
+    /// Serves again on the same address after [`Self::pause`].
+    pub async fn resume(&mut self) -> io::Result<()> {
+        let listener = TcpListener::bind(self.addr).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        self.stop = stop;
+        self.accept = tokio::spawn(http::serve(listener, self.shared.clone(), stopped));
+        Ok(())
+    }
+
+    /// [`Self::pause`] then [`Self::resume`]: a server restart on the same
+    /// port that keeps the stored state.
+    pub async fn restart(&mut self) -> io::Result<()> {
+        self.pause().await;
+        self.resume().await
+    }
+
+    /// Creates an object through the library, as a client's POST would
+    /// (watches see it; it is not counted as a request).
+    pub fn create(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        object: serde_json::Value,
+    ) -> Result<serde_json::Value, store::ApiError> {
+        let res = resources::find(group, version, plural)
+            .ok_or_else(|| store::ApiError::bad_request(format!("unknown resource {group}/{version}/{plural}")))?;
+        self.shared.store().create(res, namespace, object)
+    }
+
+    /// Seeds the cockpit-labelled `shop` team ([`seed::team`]) plus
+    /// `deployments` filler Deployments and `pods` filler Pods in `fill`.
+    pub fn seed(&self, deployments: usize, pods: usize) -> Result<(), store::ApiError> {
+        let mut store = self.shared.store();
+        seed::team(&mut store)?;
+        seed::fillers(&mut store, deployments, pods)
     }
 
     /// The address it listens on.
