@@ -12,6 +12,9 @@
 //! controller (reusing the simulated fleet's workload model and log
 //! generator) rolls Deployments out through ReplicaSets and Pods, and pods
 //! write logs served at `/log`; `/status` and `/scale` are served too.
+//! Lists page with `limit`/`continue`; [`FakeApiServer::seed`] fills the
+//! store and [`FakeApiServer::restart`] restarts serving on the same port
+//! with the store kept.
 
 pub mod access;
 pub mod controller;
