@@ -341,10 +341,7 @@ impl DockerWorkloads {
         let (_, dev) = self.dev_target(service)?;
         let _ops = self.inner.ops.lock().await;
         let docker = self.client().await?;
-        let old = dev::current(&docker, service)
-            .await
-            .map_err(backend_error)?
-            .ok_or_else(|| BackendError::NotFound(format!("a dev container of {service}")))?;
+        let old = running(&docker, service).await?;
         let new = self.replace(&docker, service, &dev, &old.image, &old.revisions, Some(&old)).await?;
         Ok(change(Some(&old), &new, format!("restarted {} as {}", old.name, new.name)))
     }
@@ -354,10 +351,7 @@ impl DockerWorkloads {
         self.dev_target(service)?;
         let _ops = self.inner.ops.lock().await;
         let docker = self.client().await?;
-        let old = dev::current(&docker, service)
-            .await
-            .map_err(backend_error)?
-            .ok_or_else(|| BackendError::NotFound(format!("a dev container of {service}")))?;
+        let old = running(&docker, service).await?;
         self.shared().stopped.insert(old.id.clone());
         dev::stop(&docker, &old.id).await.map_err(backend_error)?;
         let now = dev::inspect(&docker, &old.id).await.map_err(backend_error)?.unwrap_or_else(|| old.clone());
@@ -482,6 +476,14 @@ fn snapshot(container: Option<&DevContainer>) -> Snapshot {
         weight: 0,
         revision: container.and_then(|c| c.revisions.first()).map(|r| r.number),
     }
+}
+
+/// The service's dev container, which restart and stop need to exist.
+async fn running(docker: &Docker, service: &str) -> Result<DevContainer, BackendError> {
+    dev::current(docker, service)
+        .await
+        .map_err(backend_error)?
+        .ok_or_else(|| BackendError::NotFound(format!("a dev container of {service}")))
 }
 
 fn change(before: Option<&DevContainer>, after: &DevContainer, summary: String) -> Change {
