@@ -583,6 +583,17 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// A fast server with `shop/web` applied at `image`, and what `kubectl
+/// rollout status` said about it.
+async fn deploy_web(image: &str, replicas: u32, deadline_seconds: u32) -> (FakeApiServer, Arc<Kubectl>, Output) {
+    let server = fast_server().await;
+    let k = Arc::new(Kubectl::new(&server));
+    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
+    k.ok(&["apply", "-f", path_str(&k.file("d.yaml", &rollout_deployment(image, replicas, deadline_seconds)))]);
+    let out = rollout_status(&k).await;
+    (server, k, out)
+}
+
 async fn rollout_status(k: &Arc<Kubectl>) -> Output {
     kubectl(k, &["-n", "shop", "rollout", "status", "deployment/web", "--timeout=30s"]).await
 }
@@ -612,11 +623,7 @@ async fn kubectl_rollout_status_undo_scale_and_get_follow_the_controller() {
     if !have_kubectl() {
         return;
     }
-    let server = fast_server().await;
-    let k = Arc::new(Kubectl::new(&server));
-    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
-    k.ok(&["apply", "-f", path_str(&k.file("d1.yaml", &rollout_deployment("shop/web:1", 3, 600)))]);
-    let out = rollout_status(&k).await;
+    let (_server, k, out) = deploy_web("shop/web:1", 3, 600).await;
     assert!(out.status.success(), "rollout status: {}", text(&out));
     assert!(text(&out).contains("successfully rolled out"), "{}", text(&out));
     let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
@@ -678,11 +685,7 @@ async fn kubectl_rollout_status_fails_past_the_progress_deadline() {
     if !have_kubectl() {
         return;
     }
-    let server = fast_server().await;
-    let k = Arc::new(Kubectl::new(&server));
-    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
-    k.ok(&["apply", "-f", path_str(&k.file("d.yaml", &rollout_deployment("shop/web:broken", 2, 10)))]);
-    let out = rollout_status(&k).await;
+    let (_server, k, out) = deploy_web("shop/web:broken", 2, 10).await;
     assert_eq!(out.status.code(), Some(1), "rollout status: {}", text(&out));
     assert!(text(&out).contains("exceeded its progress deadline"), "{}", text(&out));
     let d = k.json(&["-n", "shop", "get", "deployment", "web"]);
@@ -697,11 +700,7 @@ async fn kubectl_logs_tails_and_follows_a_pod() {
     if !have_kubectl() {
         return;
     }
-    let server = fast_server().await;
-    let k = Arc::new(Kubectl::new(&server));
-    k.ok(&["create", "-f", path_str(&k.file("ns.yaml", NAMESPACE))]);
-    k.ok(&["apply", "-f", path_str(&k.file("d.yaml", &rollout_deployment("shop/web:1", 1, 600)))]);
-    let out = rollout_status(&k).await;
+    let (server, k, out) = deploy_web("shop/web:1", 1, 600).await;
     assert!(out.status.success(), "rollout status: {}", text(&out));
     let pods = k.json(&["-n", "shop", "get", "pods", "-l", "app=web"]);
     let pod = pods["items"][0]["metadata"]["name"].as_str().expect("a pod").to_string();
