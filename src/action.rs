@@ -146,10 +146,12 @@ pub enum Action {
     LevelFilter,
     Dismiss,
     TeamScreen,
+    /// `:` commands, e.g. `:ctx NAME`.
+    Command,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -174,6 +176,7 @@ impl Action {
         Action::LevelFilter,
         Action::Dismiss,
         Action::TeamScreen,
+        Action::Command,
         Action::Help,
         Action::Quit,
     ];
@@ -206,6 +209,22 @@ impl Action {
             Action::LevelFilter => "log level filter",
             Action::Dismiss => "close, clear search",
             Action::TeamScreen => "team screen",
+            Action::Command => ":ctx NAME switches context",
+        }
+    }
+
+    /// The `Op::name`s an action asks the executor for.
+    pub fn ops(self) -> &'static [&'static str] {
+        match self {
+            Action::Rebuild => &["rebuild"],
+            Action::RebuildDeploy => &["rebuild", "deploy"],
+            Action::Deploy => &["deploy"],
+            Action::Promote => &["promote"],
+            Action::PromoteFull => &["promote-full"],
+            Action::Rollback => &["rollback"],
+            Action::Restart => &["restart"],
+            Action::Stop => &["stop"],
+            _ => &[],
         }
     }
 
@@ -246,6 +265,7 @@ impl Action {
             Action::LevelFilter => "level",
             Action::Dismiss => "close",
             Action::TeamScreen => "team",
+            Action::Command => "command",
             Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => "scroll",
         }
     }
@@ -296,6 +316,7 @@ impl Default for Keymap {
         bind(Key::char('l'), Action::LevelFilter);
         bind(Key::plain(Esc), Action::Dismiss);
         bind(Key::char('T'), Action::TeamScreen);
+        bind(Key::char(':'), Action::Command);
         bind(Key::char('R'), Action::Restart);
         bind(Key::char('S'), Action::Stop);
         Keymap { bindings }

@@ -39,7 +39,12 @@ pub struct Loop<'a> {
     pub inbox: &'a mut mpsc::Receiver<Msg>,
     pub requests: mpsc::Sender<Request>,
     pub stats: LoopStats,
+    /// Switches the Kubernetes context (`:ctx NAME`); `None` without a cluster.
+    pub switch_context: Option<ContextSwitch>,
 }
+
+/// Switches to a named context, or says why it cannot.
+pub type ContextSwitch = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 impl Loop<'_> {
     /// Runs until the user quits or every sender is gone.
@@ -79,6 +84,15 @@ impl Loop<'_> {
                 while let Some(effect) = effects.pop() {
                     match effect {
                         Effect::Quit => return Ok(()),
+                        Effect::SwitchContext(name) => {
+                            let result = match &self.switch_context {
+                                Some(switch) => switch(&name),
+                                None => Err("no Kubernetes backend to switch".into()),
+                            };
+                            if let Err(problem) = result {
+                                effects.extend(update(self.state, self.clock.now(), Msg::Problem(problem)));
+                            }
+                        }
                         Effect::Execute(request) => {
                             // Never wait on the executor: a slow backend must
                             // not freeze the screen. A full queue is an answer.

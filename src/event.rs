@@ -93,6 +93,14 @@ pub struct ChangeRecord {
     pub summary: String,
 }
 
+/// An action the user may not take on a service, and why (e.g. RBAC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denied {
+    /// `Op::name` of the action.
+    pub op: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
     /// The services a source knows about; replaces the previous inventory.
@@ -136,6 +144,12 @@ pub enum SourceEvent {
         state: ConnectionState,
     },
     Change(ChangeRecord),
+    /// The actions the backend's access rules deny on a service; replaces
+    /// what was said before (empty: everything allowed).
+    Access {
+        service: String,
+        denied: Vec<Denied>,
+    },
 }
 
 /// A change someone asked for. Carries the answers given so far, so the

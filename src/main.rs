@@ -3,12 +3,13 @@
 
 use clap::{Parser, Subcommand};
 use cockpit::action::Keymap;
-use cockpit::app::Loop;
+use cockpit::app::{ContextSwitch, Loop};
 use cockpit::audit::AuditLog;
 use cockpit::backend::docker::{self, DockerOptions, DockerWorkloads};
+use cockpit::backend::kube::{self as cluster, ClusterTarget, KubeBackend, KubeOptions};
 use cockpit::backend::prometheus::{self, GatedByMetrics, Source as PrometheusSource};
 use cockpit::backend::sim::{self, SimBackend, SimFleet, SimOptions};
-use cockpit::backend::{NoWorkloads, config_inventory};
+use cockpit::backend::{NoWorkloads, Split, Workloads, config_inventory};
 use cockpit::clock::Clock;
 use cockpit::config::{Config, Scenario};
 use cockpit::domain::Timestamp;
@@ -62,6 +63,14 @@ struct Cli {
     /// Where actions are recorded; default $XDG_STATE_HOME/cockpit/audit.jsonl.
     #[arg(long, global = true)]
     audit_log: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context (default: [kubernetes] context,
+    /// then the kubeconfig's current context). Implies the Kubernetes backend.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Kubernetes: the namespace to watch (default: [kubernetes] namespaces,
+    /// then the context's namespace). Implies the Kubernetes backend.
+    #[arg(long, short = 'n', global = true)]
+    namespace: Option<String>,
 }
 
 /// Headless commands: the same engine, executor, policy and audit log as
@@ -142,16 +151,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> color_eyre::Result<()> {
     let (config, config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
-    // Real backends: Docker (rebuilds and prototypes' dev containers) and
-    // Prometheus (metrics), alone or together, for the config's services.
-    // Kubernetes is not in this build.
-    if !cli.demo && config.kubernetes.is_some() {
-        return Err(user_error(
-            "the config asks for [kubernetes] but this build of cockpit only has the simulated fleet, \
-             [docker] and [prometheus]; run `cockpit --demo`, or remove that section",
-        ));
-    }
+    // Kubernetes when the config or the command line asks for a cluster;
+    // else Docker and Prometheus alone or together; else the simulated fleet.
+    let cluster = (!cli.demo && (config.kubernetes.is_some() || cli.context.is_some() || cli.namespace.is_some()))
+        .then(|| {
+            let kubernetes = config.kubernetes.clone().unwrap_or_default();
+            ClusterTarget {
+                kubeconfig: None,
+                context: cli.context.clone().or(kubernetes.context),
+                namespaces: cli.namespace.clone().map_or(kubernetes.namespaces, |ns| vec![ns]),
+            }
+        });
     let real = match (&config.prometheus, &config.docker, cli.demo) {
+        _ if cluster.is_some() => None,
         (None, None, _) | (_, _, true) => None,
         (prometheus, docker, false) if config.services.is_empty() => {
             let what = match (prometheus, docker) {
@@ -200,11 +212,13 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     if let Some(command) = cli.command {
         if real.is_some() {
             return Err(user_error(
-                "headless commands run on the simulated fleet in this build: add --demo \
-                 (the Kubernetes backend they are meant for is not built yet)",
+                "headless commands run on a cluster ([kubernetes], --context) or on the simulated fleet (--demo)",
             ));
         }
-        return headless_main(command, options, read_only, audit);
+        return match cluster {
+            Some(cluster) => headless_kube(command, &config, cluster, read_only, audit),
+            None => headless_main(command, options, read_only, audit),
+        };
     }
     let team_screen = cli.team_screen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -215,6 +229,11 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     let result = runtime.block_on(async move {
         let (events, inbox) = mpsc::channel::<Msg>(4096);
         let (requests, request_inbox) = mpsc::channel(64);
+        if let Some(cluster) = cluster {
+            let setup = KubeSetup { config: &config, base_dir: &base_dir, read_only, team_screen, audit };
+            let (state, switch) = start_kube(setup, cluster, keymap, &events, request_inbox)?;
+            return run_loop(state, &theme, Clock::system(), events, inbox, requests, Some(switch)).await;
+        }
         match real {
             Some((prometheus, docker)) => {
                 // Real time: metrics are queried at the clock's now.
@@ -276,7 +295,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 if let Some(source) = source {
                     tokio::spawn(prometheus::run(source, clock, events.clone()));
                 }
-                run_loop(state, &theme, clock, events, inbox, requests).await
+                run_loop(state, &theme, clock, events, inbox, requests, None).await
             }
             None => {
                 let clock = Clock::starting_at(options.start, speed);
@@ -296,7 +315,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 );
                 tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
                 tokio::spawn(sim::run(backend, clock, events.clone()));
-                run_loop(state, &theme, clock, events, inbox, requests).await
+                run_loop(state, &theme, clock, events, inbox, requests, None).await
             }
         }
     });
@@ -304,6 +323,177 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     // process alive after the terminal is restored.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     result
+}
+
+/// What a cockpit on a cluster is set up from.
+struct KubeSetup<'a> {
+    config: &'a Config,
+    base_dir: &'a std::path::Path,
+    read_only: bool,
+    team_screen: bool,
+    audit: AuditLog,
+}
+
+/// Starts the Kubernetes source (plus Docker for rebuilds and Prometheus
+/// for metrics, when configured) and the executor over them. The screen
+/// comes up at once; the cluster fills it in.
+fn start_kube(
+    setup: KubeSetup<'_>,
+    target: ClusterTarget,
+    keymap: Keymap,
+    events: &mpsc::Sender<Msg>,
+    request_inbox: mpsc::Receiver<cockpit::event::Request>,
+) -> color_eyre::Result<(AppState, ContextSwitch)> {
+    let KubeSetup { config, base_dir, read_only, team_screen, audit } = setup;
+    let clock = Clock::system();
+    let user = executor::current_user();
+    let options = KubeOptions {
+        tail_lines: config.logs.tail_lines,
+        max_line: config.logs.max_line_bytes,
+        read_only,
+        user: user.clone(),
+        ..KubeOptions::default()
+    };
+    let kube = KubeBackend::new(config, target, clock, events.clone(), options);
+    let context = kube.context().unwrap_or_else(|| "(current context)".into());
+    let info = cockpit::event::BackendInfo { kind: "kubernetes".into(), context, simulated: false, scenario: None };
+    let mut state = AppState::new(info.clone(), keymap, read_only, config.logs.buffer_lines);
+    state.team = config.team.clone();
+    state.team_screen = team_screen;
+    state.contexts = kube.contexts();
+    let metrics = match &config.prometheus {
+        Some(prometheus) => {
+            let source = PrometheusSource::new(prometheus, &config.services, &config.canary)
+                .map_err(|e| user_error(format!("[prometheus]: {e}")))?;
+            let facts = source.facts();
+            tokio::spawn(prometheus::run(source, clock, events.clone()));
+            facts
+        }
+        None => Default::default(),
+    };
+    match &config.docker {
+        Some(_) => {
+            let options = DockerOptions {
+                tail_lines: config.logs.tail_lines,
+                max_line: config.logs.max_line_bytes,
+                ..DockerOptions::default()
+            };
+            let docker = DockerWorkloads::new(config, base_dir, clock, events.clone(), options);
+            tokio::spawn(docker::run(docker.clone()));
+            let split = Split { docker, cluster: kube.clone() };
+            let executor = Executor::new(GatedByMetrics { workloads: split, metrics }, read_only, audit, clock);
+            spawn_executor(executor.with_identity(&user, &info.kind, &info.context), request_inbox, events);
+        }
+        None => {
+            let gated = GatedByMetrics { workloads: kube.clone(), metrics };
+            let executor = Executor::new(gated, read_only, audit, clock);
+            spawn_executor(executor.with_identity(&user, &info.kind, &info.context), request_inbox, events);
+        }
+    }
+    tokio::spawn(cluster::run(kube.clone()));
+    let switch: ContextSwitch = Box::new(move |name| kube.switch_context(name));
+    Ok((state, switch))
+}
+
+fn spawn_executor<W: Workloads>(
+    executor: Executor<W>,
+    requests: mpsc::Receiver<cockpit::event::Request>,
+    events: &mpsc::Sender<Msg>,
+) {
+    tokio::spawn(executor::run(Arc::new(executor), requests, events.clone()));
+}
+
+/// Runs one headless command on a cluster: syncs (lists) first, then
+/// reports or acts through the same executor as the keys.
+fn headless_kube(
+    command: Command,
+    config: &Config,
+    target: ClusterTarget,
+    read_only: bool,
+    audit: AuditLog,
+) -> color_eyre::Result<()> {
+    use cockpit::event::{ConnectionState, Op, Request};
+    use cockpit::headless::{self, Outcome};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    let code = runtime.block_on(async move {
+        let clock = Clock::system();
+        let (events, mut inbox) = mpsc::channel::<Msg>(4096);
+        let options = KubeOptions { read_only, tail_lines: 0, ..KubeOptions::default() };
+        let kube = KubeBackend::new(config, target, clock, events, options);
+        let context = kube.context().unwrap_or_else(|| "(current context)".into());
+        let info = cockpit::event::BackendInfo { kind: "kubernetes".into(), context, simulated: false, scenario: None };
+        let mut state = AppState::new(info.clone(), Keymap::default(), read_only, 100);
+        tokio::spawn(cluster::run(kube.clone()));
+        let synced = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(msg) = inbox.recv().await {
+                let verdict = match &msg {
+                    Msg::Source(SourceEvent::Connection { state, .. }) => match state {
+                        ConnectionState::Live => Some(Ok(())),
+                        ConnectionState::Disconnected { reason, .. } => Some(Err(reason.clone())),
+                        ConnectionState::Connecting => None,
+                    },
+                    _ => None,
+                };
+                cockpit::state::update(&mut state, clock.now(), msg);
+                if let Some(verdict) = verdict {
+                    return verdict;
+                }
+            }
+            Err("the Kubernetes source stopped".to_owned())
+        })
+        .await
+        .unwrap_or_else(|_| Err("the cluster did not answer within 30 s".to_owned()));
+        if let Err(reason) = synced {
+            eprintln!("cockpit: cannot reach the cluster: {reason}");
+            return 2;
+        }
+        // What arrived with the sync (rollouts, traffic) is in the queue too.
+        while let Ok(msg) = inbox.try_recv() {
+            cockpit::state::update(&mut state, clock.now(), msg);
+        }
+        let (service, op, yes, force) = match command {
+            Command::Status { json } => {
+                let report = headless::status(&state);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                } else {
+                    print!("{}", headless::status_text(&report));
+                }
+                return if report.summary.paging > 0 { 1 } else { 0 };
+            }
+            Command::Deploy { service, image, yes } => (service, Op::Deploy { image }, yes, None),
+            Command::Promote { service, full, yes, force } => (service, Op::Promote { full }, yes, force),
+            Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
+        };
+        let executor = Executor::new(kube, read_only, audit, clock).with_identity(
+            &executor::current_user(),
+            &info.kind,
+            &info.context,
+        );
+        let request =
+            Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
+        match headless::act(&executor, request, yes, force.as_deref()).await {
+            Outcome::Done(summary) => {
+                println!("{service}: {summary}");
+                0
+            }
+            Outcome::Refused(reason) => {
+                eprintln!("{service}: refused: {reason}");
+                1
+            }
+            Outcome::Failed(error) => {
+                eprintln!("{service}: failed: {error}");
+                1
+            }
+        }
+    });
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
 }
 
 /// Takes over the terminal and runs the loop until the user quits.
@@ -314,13 +504,22 @@ async fn run_loop(
     events: mpsc::Sender<Msg>,
     mut inbox: mpsc::Receiver<Msg>,
     requests: mpsc::Sender<cockpit::event::Request>,
+    switch_context: Option<ContextSwitch>,
 ) -> color_eyre::Result<()> {
     tokio::spawn(tui::signals(events.clone()));
     let mut guard = TerminalGuard::enter().wrap_err("cannot take over the terminal")?;
     let size = guard.terminal.size()?;
     let _ = events.send(Msg::Resize { width: size.width, height: size.height }).await;
     tokio::spawn(tui::input(events));
-    let mut app = Loop { state: &mut state, theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+    let mut app = Loop {
+        state: &mut state,
+        theme,
+        clock,
+        inbox: &mut inbox,
+        requests,
+        stats: Default::default(),
+        switch_context,
+    };
     let result = app.run(&mut guard.terminal).await;
     drop(guard);
     result

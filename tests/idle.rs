@@ -28,8 +28,15 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
     let mut state = AppState::new(fleet.backend_info(), Keymap::default(), false, 1000);
     let theme = Theme::default();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    let mut app =
-        Loop { state: &mut state, theme: &theme, clock, inbox: &mut inbox, requests, stats: Default::default() };
+    let mut app = Loop {
+        state: &mut state,
+        theme: &theme,
+        clock,
+        inbox: &mut inbox,
+        requests,
+        stats: Default::default(),
+        switch_context: None,
+    };
 
     tokio::select! {
         result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),

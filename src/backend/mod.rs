@@ -2,13 +2,14 @@
 //! judges policy on, and plans it applies. Sources (the tasks that watch a
 //! backend) send `event::SourceEvent`s; this trait is the way back in.
 //!
-//! The simulated fleet and `docker` (rebuilds, prototypes' dev
-//! containers) implement it; Kubernetes plugs in here without touching
-//! state or UI. `prometheus` is a metrics source only; with it alone, the
-//! inventory comes from the config (`config_inventory`) and changes are
-//! answered by `NoWorkloads`.
+//! The simulated fleet, `kube` (a cluster's Deployments and HTTPRoutes)
+//! and `docker` (rebuilds, prototypes' dev containers) implement it;
+//! `Split` puts rebuilds on Docker and the rest on a cluster. `prometheus`
+//! is a metrics source only; with it alone, the inventory comes from the
+//! config (`config_inventory`) and changes are answered by `NoWorkloads`.
 
 pub mod docker;
+pub mod kube;
 pub mod prometheus;
 pub mod sim;
 
@@ -154,6 +155,39 @@ impl Workloads for NoWorkloads {
 
     async fn apply(&self, _service: &str, _plan: &Plan, _context: &ActionContext) -> Result<Change, BackendError> {
         Err(BackendError::Unavailable(NO_WORKLOADS.into()))
+    }
+}
+
+/// A cluster for deploys and an engine for rebuilds: `Plan::Rebuild` goes
+/// to Docker, every other plan to the cluster. An image Docker built here
+/// and never pushed is not deployed to the cluster, which could not pull it.
+pub struct Split<C> {
+    pub docker: docker::DockerWorkloads,
+    pub cluster: C,
+}
+
+impl<C: Workloads> Workloads for Split<C> {
+    async fn facts(&self, service: &str) -> Result<Facts, BackendError> {
+        let mut facts = self.cluster.facts(service).await?;
+        if self.docker.handles(service) {
+            facts.building = self.docker.facts(service).await.map(|f| f.building).unwrap_or(false);
+        }
+        Ok(facts)
+    }
+
+    async fn apply(&self, service: &str, plan: &Plan, context: &ActionContext) -> Result<Change, BackendError> {
+        match plan {
+            Plan::Rebuild => self.docker.apply(service, plan, context).await,
+            Plan::DeployPrimary { image } | Plan::StartCanary { image, .. }
+                if self.docker.never_pushed(image).await =>
+            {
+                Err(BackendError::Unsupported(format!(
+                    "{image} was built on this machine and never pushed: the cluster cannot pull it; \
+                     push it (docker push {image}) and deploy it again"
+                )))
+            }
+            _ => self.cluster.apply(service, plan, context).await,
+        }
     }
 }
 

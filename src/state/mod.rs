@@ -46,11 +46,15 @@ pub enum Msg {
     Exec(ExecEvent),
     /// A signal asked the process to end (SIGTERM, SIGHUP, SIGINT).
     Quit,
+    /// Something the loop could not do for the user (e.g. an unknown context).
+    Problem(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Execute(Request),
+    /// `:ctx NAME`: re-sync everything from another kubeconfig context.
+    SwitchContext(String),
     Quit,
 }
 
@@ -84,6 +88,8 @@ pub enum PromptPurpose {
         reason: String,
     },
     Search,
+    /// A `:` command.
+    Command,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +156,8 @@ pub struct AppState {
     pub deploy_after_build: std::collections::BTreeSet<String>,
     /// Questions from the executor that arrived while another modal was open.
     pub questions: VecDeque<Modal>,
+    /// The kubeconfig's contexts, for `:ctx`.
+    pub contexts: Vec<String>,
     /// Service name to position in `services`.
     index: std::collections::HashMap<String, usize>,
     /// Per service, the paging dependency that drags it, if any.
@@ -183,6 +191,7 @@ impl AppState {
             time_scale: 1.0,
             team_screen: false,
             questions: VecDeque::new(),
+            contexts: Vec::new(),
             deploy_after_build: Default::default(),
             index: std::collections::HashMap::new(),
             impacts: Vec::new(),
@@ -406,6 +415,11 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
             state.quitting = true;
             vec![Effect::Quit]
         }
+        Msg::Problem(text) => {
+            state.toast(ToastKind::Error, text);
+            state.redraw = true;
+            Vec::new()
+        }
     }
 }
 
@@ -493,6 +507,9 @@ fn on_source(state: &mut AppState, event: SourceEvent) -> Vec<Effect> {
         SourceEvent::Connection { source, state: connection } => {
             state.connections.insert(source, connection);
             state.redraw = true;
+        }
+        SourceEvent::Access { service, denied } => {
+            with_service(state, &service, |s| s.denied = denied);
         }
         SourceEvent::Change(change) => {
             // Newest first, whatever order the sources report in (the audit
@@ -698,6 +715,7 @@ pub fn on_action(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Wrap => state.log_view.wrap = !state.log_view.wrap,
         Action::TeamScreen => state.team_screen = true,
+        Action::Command => state.modal = Some(Modal::Prompt { purpose: PromptPurpose::Command, input: String::new() }),
         Action::LevelFilter => {
             if let Some(s) = state.services.get(state.selected) {
                 state.log_view.cycle_level(&s.logs);
@@ -735,6 +753,11 @@ fn mutating(state: &mut AppState, action: Action) -> Vec<Effect> {
     let name = service.info.name.clone();
     if state.read_only {
         state.toast(ToastKind::Info, format!("read-only: {} is disabled", action.short()));
+        return Vec::new();
+    }
+    if let Some(reason) = service.denied_reason(action) {
+        let text = format!("{} is disabled for {name}: {reason}", action.short());
+        state.toast(ToastKind::Error, text);
         return Vec::new();
     }
     let op = match action {
@@ -834,6 +857,35 @@ fn submit_prompt(state: &mut AppState, purpose: PromptPurpose, input: String) ->
         PromptPurpose::TypeName { request, .. } => {
             let request = Request { typed_name: Some(input.trim().to_owned()), ..request };
             vec![state.resubmit(request)]
+        }
+        PromptPurpose::Command => command(state, &input),
+    }
+}
+
+/// `:ctx` lists the kubeconfig's contexts, `:ctx NAME` switches to one.
+fn command(state: &mut AppState, input: &str) -> Vec<Effect> {
+    let mut words = input.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("ctx" | "context"), _) if state.backend.kind != "kubernetes" => {
+            state.toast(ToastKind::Error, "contexts belong to the Kubernetes backend; this cockpit is not on one");
+            Vec::new()
+        }
+        (Some("ctx" | "context"), None) => {
+            let text = match state.contexts.is_empty() {
+                true => "no kubeconfig contexts known".to_owned(),
+                false => format!("contexts: {}; :ctx NAME switches", state.contexts.join(", ")),
+            };
+            state.toast(ToastKind::Info, text);
+            Vec::new()
+        }
+        (Some("ctx" | "context"), Some(name)) => {
+            state.toast(ToastKind::Info, format!("switching to context {name}…"));
+            vec![Effect::SwitchContext(name.to_owned())]
+        }
+        (None, _) => Vec::new(),
+        (Some(other), _) => {
+            state.toast(ToastKind::Error, format!("unknown command `:{other}`: try :ctx NAME"));
+            Vec::new()
         }
     }
 }

@@ -2,11 +2,12 @@
 //! known rollout, traffic, analysis, SLO, build and logs, each replaced
 //! whole when its source reports.
 
+use crate::action::Action;
 use crate::domain::canary::{TrackMetrics, Verdict, analyse};
 use crate::domain::logs::LogBuffer;
 use crate::domain::rollout::RolloutStatus;
 use crate::domain::slo::{SloReport, SloStatus};
-use crate::event::{BuildStatus, ServiceInfo, Traffic};
+use crate::event::{BuildStatus, Denied, ServiceInfo, Traffic};
 
 #[derive(Debug, Clone)]
 pub struct ServiceView {
@@ -22,6 +23,8 @@ pub struct ServiceView {
     pub build: Option<BuildStatus>,
     /// The tag of the newest successful build, offered by deploy.
     pub last_built: Option<String>,
+    /// Actions the backend's access rules deny here (e.g. RBAC).
+    pub denied: Vec<Denied>,
     pub logs: LogBuffer,
 }
 
@@ -37,8 +40,15 @@ impl ServiceView {
             metrics_error: None,
             build: None,
             last_built: None,
+            denied: Vec::new(),
             logs,
         }
+    }
+
+    /// Why `action` may not be taken on this service, if the backend said so.
+    pub fn denied_reason(&self, action: Action) -> Option<&str> {
+        let ops = action.ops();
+        self.denied.iter().find(|d| ops.contains(&d.op.as_str())).map(|d| d.reason.as_str())
     }
 
     pub fn slo_status(&self) -> Option<SloStatus> {

@@ -13,12 +13,14 @@ use ratatui::widgets::Paragraph;
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     // (priority, left side?, text, style): the lowest priorities are
     // dropped first when the terminal is narrow. SIMULATED is never dropped.
-    let (connection, connection_style) = connection_summary(state, theme);
+    // An outage is never dropped; its reason is cut to what fits.
+    let budget = usize::from(area.width).saturating_sub(70).max(12);
+    let (connection, connection_style, outage) = connection_summary(state, theme, budget);
     let mut parts: Vec<(u8, bool, String, Style)> = vec![
         (0, true, "cockpit".into(), theme.accent),
         (4, true, state.team.as_ref().map(|t| format!("team {t}")).unwrap_or_default(), theme.text),
         (2, true, format!("{} {}", state.backend.kind, state.backend.context), theme.text),
-        (1, true, connection, connection_style),
+        (u8::from(!outage), true, connection, connection_style),
     ];
     if state.read_only {
         parts.push((0, true, "read-only".into(), theme.warn));
@@ -72,22 +74,28 @@ pub fn split_line(frame: &mut Frame, area: Rect, left: Line, right: Line) {
     frame.render_widget(Paragraph::new(right), right_area);
 }
 
-fn connection_summary(state: &AppState, theme: &Theme) -> (String, ratatui::style::Style) {
+/// The connections in a few words (reasons cut to `budget` characters),
+/// and whether any is down.
+fn connection_summary(state: &AppState, theme: &Theme, budget: usize) -> (String, ratatui::style::Style, bool) {
     let down: Vec<String> = state
         .connections
         .iter()
         .filter_map(|(source, c)| match c {
             ConnectionState::Disconnected { since, reason } => {
+                let reason = match reason.char_indices().nth(budget) {
+                    Some((cut, _)) => format!("{}…", &reason[..cut]),
+                    None => reason.clone(),
+                };
                 Some(format!("✗ {source} disconnected since {} ({reason})", since.clock()))
             }
             _ => None,
         })
         .collect();
     if !down.is_empty() {
-        return (down.join(", "), theme.bad);
+        return (down.join(", "), theme.bad, true);
     }
     if state.connections.values().any(|c| *c == ConnectionState::Connecting) || state.connections.is_empty() {
-        return ("○ connecting".into(), theme.warn);
+        return ("○ connecting".into(), theme.warn, false);
     }
-    ("● live".into(), theme.ok)
+    ("● live".into(), theme.ok, false)
 }

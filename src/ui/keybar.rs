@@ -32,7 +32,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 }
 
 fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
-    let stage = state.selected_service().map(|s| s.info.stage);
+    let selected = state.selected_service();
+    let stage = selected.map(|s| s.info.stage);
     let has_canary = state.selected_service().is_some_and(|s| s.canary_weight() > 0);
     let shown = [
         (vec![Action::Down, Action::Up], "move"),
@@ -54,6 +55,10 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
     if docker_down {
         spans.push(Span::styled(" no docker engine: rebuild off;", theme.warn));
     }
+    if let Some(denied) = selected.and_then(|s| s.denied.first()).filter(|_| !state.read_only) {
+        // The dimmed keys' reason, before them.
+        spans.push(Span::styled(format!(" {}:", denied.reason), theme.warn));
+    }
     if state.read_only {
         // First, so it is never cut off on a narrow terminal.
         spans.push(Span::styled(" read-only:", theme.warn));
@@ -66,7 +71,8 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
         let promotes = matches!(actions[0], Action::Promote | Action::PromoteFull);
         let disabled = (actions[0].mutates() && state.read_only)
             || (promotes && (stage.is_some_and(|s| !s.uses_canary()) || !has_canary))
-            || (actions[0] == Action::Rebuild && docker_down);
+            || (actions[0] == Action::Rebuild && docker_down)
+            || selected.is_some_and(|s| s.denied_reason(actions[0]).is_some());
         let (key_style, text_style) = if disabled { (theme.faint, theme.faint) } else { (theme.accent, theme.dim) };
         spans.push(Span::styled(format!(" {}", keys.join("/")), key_style));
         spans.push(Span::styled(format!(" {what} "), text_style));

@@ -42,6 +42,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                     };
                     (format!(" Deploy {service} "), format!("image to deploy; {how}"))
                 }
+                PromptPurpose::Command => {
+                    let hint = match state.contexts.is_empty() {
+                        true => "ctx NAME: switch the Kubernetes context".to_string(),
+                        false => format!("ctx NAME: switch context ({})", state.contexts.join(", ")),
+                    };
+                    (" Command ".to_string(), hint)
+                }
                 PromptPurpose::TypeName { request, reason } => (
                     format!(" Forced {} of {} ", request.op.name(), request.service),
                     format!("refused: {reason}. Type {} to force it (audited as forced).", request.service),

@@ -95,7 +95,7 @@ impl Harness {
             .into_iter()
             .filter_map(|e| match e {
                 Effect::Execute(r) => Some(r),
-                Effect::Quit => None,
+                Effect::Quit | Effect::SwitchContext(_) => None,
             })
             .collect();
         while let Some(request) = queue.pop() {

@@ -9,7 +9,7 @@
 //! stay in order across a restart.
 
 use crate::domain::Timestamp;
-use crate::domain::logs::{LogLine, Track};
+use crate::domain::logs::{LogLine, Track, split_timestamp};
 use crate::event::SourceEvent;
 use crate::state::Msg;
 use bollard::Docker;
@@ -125,57 +125,5 @@ async fn run(follow: Follow, failed: Arc<AtomicBool>, last: Arc<AtomicI64>) {
             failed.store(true, Ordering::SeqCst);
             return;
         }
-    }
-}
-
-/// `2026-11-26T08:08:24.640720509Z hello` → (ns since the epoch, `hello`).
-/// A line without a timestamp is kept whole.
-pub fn split_timestamp(raw: &[u8]) -> (Option<i64>, &[u8]) {
-    let Some(space) = raw.iter().position(|b| *b == b' ') else { return (parse_rfc3339(raw), &raw[raw.len()..]) };
-    match parse_rfc3339(&raw[..space]) {
-        Some(nanos) => (Some(nanos), &raw[space + 1..]),
-        None => (None, raw),
-    }
-}
-
-/// RFC 3339 in UTC (`Z`) with optional fraction, as the engine prints it.
-pub fn parse_rfc3339(text: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(text).ok()?;
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let mut date = date.splitn(3, '-');
-    let year: i64 = date.next()?.parse().ok()?;
-    let month: i64 = date.next()?.parse().ok()?;
-    let day: i64 = date.next()?.parse().ok()?;
-    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
-    let mut clock = clock.splitn(3, ':');
-    let hour: i64 = clock.next()?.parse().ok()?;
-    let minute: i64 = clock.next()?.parse().ok()?;
-    let second: i64 = clock.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut nanos: i64 = 0;
-    for (i, digit) in fraction.bytes().take(9).enumerate() {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        nanos += i64::from(digit - b'0') * 10i64.pow(8 - i as u32);
-    }
-    let days = crate::domain::time::days_from_civil(year, month, day);
-    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000_000) + nanos)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engine_timestamps_are_read() {
-        let (nanos, text) = split_timestamp(b"2024-03-05T07:08:09.5Z hello world");
-        assert_eq!(nanos, Some(1_709_622_489_500_000_000));
-        assert_eq!(text, b"hello world");
-        assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(split_timestamp(b"no timestamp here"), (None, &b"no timestamp here"[..]));
     }
 }

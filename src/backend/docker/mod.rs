@@ -272,6 +272,17 @@ impl DockerWorkloads {
         self.inner.targets.get(service)
     }
 
+    /// Whether `image` exists in this engine without a registry digest: built
+    /// here and never pushed (or pulled), so no other machine can pull it.
+    /// False when the engine cannot tell.
+    pub async fn never_pushed(&self, image: &str) -> bool {
+        let Ok(docker) = self.client().await else { return false };
+        match docker.inspect_image(image).await {
+            Ok(found) => found.repo_digests.is_none_or(|digests| digests.is_empty()),
+            Err(_) => false,
+        }
+    }
+
     /// Starts a rebuild of `service`'s image; progress arrives as
     /// `SourceEvent::Build`. Returns once the build has started.
     pub async fn rebuild(&self, service: &str) -> Result<Change, BackendError> {

@@ -160,7 +160,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         if method != Method::POST {
             return failure(&ApiError::new(405, "MethodNotAllowed", format!("only POST is allowed on {path}")));
         }
-        shared.count(Verb::Create);
+        shared.count(Verb::Review);
         return match access::body_json(&body, protobuf, rules_review) {
             Ok(request) => respond(201, &access::review(&request, shared.config.access_rules.as_deref(), rules_review)),
             Err(e) => failure(&e),

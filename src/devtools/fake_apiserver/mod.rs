@@ -52,6 +52,9 @@ pub enum Verb {
     Update,
     Patch,
     Delete,
+    /// A `SelfSubjectAccessReview` or `SelfSubjectRulesReview`: a POST
+    /// that asks a question and stores nothing, so not a write.
+    Review,
 }
 
 impl Verb {
@@ -65,6 +68,7 @@ impl Verb {
             Verb::Update => "update",
             Verb::Patch => "patch",
             Verb::Delete => "delete",
+            Verb::Review => "review",
         }
     }
 }

@@ -7,12 +7,12 @@ use super::resources::{self, Resource};
 use super::store::{ApiError, Store};
 use serde_json::{Value, json};
 
-/// The team's services: (service, track, replicas, image).
-const TEAM: &[(&str, &str, u64, &str)] = &[
-    ("frontend", "primary", 2, "shop/frontend:1.4.0"),
-    ("checkout", "primary", 3, "shop/checkout:2.1.0"),
-    ("checkout", "canary", 1, "shop/checkout:2.2.0-rc1"),
-    ("payments", "primary", 2, "shop/payments:0.9.3"),
+/// The team's workloads: (service, stage, track, replicas, image).
+const TEAM: &[(&str, &str, &str, u64, &str)] = &[
+    ("frontend", "prototype", "primary", 2, "shop/frontend:1.4.0"),
+    ("checkout", "mission-critical", "primary", 3, "shop/checkout:2.1.0"),
+    ("checkout", "mission-critical", "canary", 1, "shop/checkout:2.2.0-rc1"),
+    ("payments", "production", "primary", 2, "shop/payments:0.9.3"),
 ];
 
 fn find(group: &str, version: &str, plural: &str) -> Result<&'static Resource, ApiError> {
@@ -51,12 +51,12 @@ pub fn team(store: &mut Store) -> Result<(), ApiError> {
     let services = find("", "v1", "services")?;
     let routes = find("gateway.networking.k8s.io", "v1", "httproutes")?;
     ensure_namespace(store, "shop")?;
-    for (service, track, replicas, image) in TEAM {
+    for (service, stage, track, replicas, image) in TEAM {
         let name = workload_name(service, track);
         let labels = json!({
             "app": name,
             "cockpit.dev/service": service,
-            "cockpit.dev/stage": "prod",
+            "cockpit.dev/stage": stage,
             "cockpit.dev/track": track,
         });
         store.create(deployments, "shop", deployment(&name, &labels, *replicas, image))?;

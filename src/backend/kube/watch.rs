@@ -1,0 +1,689 @@
+//! The Kubernetes source task: connect, then one list and watches per
+//! namespace of Deployments, ReplicaSets, Pods, HTTPRoutes and Events
+//! (`kube::runtime::watcher`, which resumes from the last resourceVersion
+//! after a drop and lists again after 410 Gone). What the cached objects
+//! mean is reported as inventory, rollouts, traffic, timeline entries and
+//! log lines, and only what changed is sent. Nothing polls: while nothing
+//! happens in the cluster, nothing is requested and nothing is sent.
+//!
+//! While the API server cannot be reached the status bar says since when,
+//! and every pane keeps the last known state; the first relist replaces
+//! the cache whole, so objects deleted meanwhile disappear.
+//!
+//! It also finishes full promotions: once a primary marked
+//! `cockpit.dev/promoting` has rolled out, traffic returns to it and the
+//! canary is scaled to 0 (never in read-only mode).
+
+use super::actions::{REASON_PROMOTE, Read, Writer};
+use super::logs::{self, Follow};
+use super::model::{self, Target};
+use super::{Connection, Inner, KubeBackend, SOURCE, access, connect, lock};
+use crate::domain::logs::Track;
+use crate::domain::rollout::{RolloutPhase, RolloutStatus};
+use crate::event::{BackendInfo, ChangeRecord, ConnectionState, Denied, ServiceInfo, SourceEvent, Traffic};
+use crate::state::Msg;
+use futures::StreamExt;
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::authorization::v1::ResourceRule;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::runtime::utils::Backoff;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Changes arriving together are reported together, this long after the first.
+const SETTLE: Duration = Duration::from_millis(30);
+/// Kinds watched per namespace.
+const KINDS: usize = 5;
+
+/// Exponential backoff without jitter, from `min` to `max`.
+struct Doubling {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Iterator for Doubling {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.max);
+        Some(now)
+    }
+}
+
+impl Backoff for Doubling {
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Object {
+    Deployment(Deployment),
+    ReplicaSet(ReplicaSet),
+    Pod(Pod),
+    Route(HttpRoute),
+    Event(Event),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Deployment,
+    ReplicaSet,
+    Pod,
+    Route,
+    Event,
+}
+
+/// What the watcher tasks tell the session.
+enum Update {
+    Init(Kind, String),
+    InitApply(String, Object),
+    InitDone(Kind, String),
+    Apply(Object),
+    Delete(Object),
+    Failed { reason: String },
+    Rules(String, Option<Vec<ResourceRule>>),
+    Reachable,
+}
+
+/// Objects of one kind by (namespace, name), with a relist's objects held
+/// apart until it is complete.
+struct Store<K> {
+    objects: BTreeMap<(String, String), K>,
+    relisting: HashMap<String, BTreeMap<(String, String), K>>,
+}
+
+impl<K> Default for Store<K> {
+    fn default() -> Self {
+        Store { objects: BTreeMap::new(), relisting: HashMap::new() }
+    }
+}
+
+fn key<K: Resource>(object: &K) -> (String, String) {
+    let meta = object.meta();
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+impl<K: Resource> Store<K> {
+    fn init(&mut self, namespace: &str) {
+        self.relisting.insert(namespace.to_owned(), BTreeMap::new());
+    }
+
+    fn init_apply(&mut self, namespace: &str, object: K) {
+        self.relisting.entry(namespace.to_owned()).or_default().insert(key(&object), object);
+    }
+
+    fn init_done(&mut self, namespace: &str) {
+        let fresh = self.relisting.remove(namespace).unwrap_or_default();
+        self.objects.retain(|(ns, _), _| ns != namespace);
+        self.objects.extend(fresh);
+    }
+
+    fn apply(&mut self, object: K) {
+        self.objects.insert(key(&object), object);
+    }
+
+    fn delete(&mut self, object: &K) {
+        self.objects.remove(&key(object));
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<&K> {
+        self.objects.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    fn all(&self) -> Vec<&K> {
+        self.objects.values().collect()
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    deployments: Store<Deployment>,
+    replica_sets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    routes: Store<HttpRoute>,
+}
+
+/// What was last sent, so only changes are.
+#[derive(Default)]
+struct Sent {
+    inventory: Option<Vec<ServiceInfo>>,
+    rollouts: HashMap<String, RolloutStatus>,
+    traffic: HashMap<String, Traffic>,
+    denied: HashMap<String, Vec<Denied>>,
+    /// Timeline entries by a stable key (Event or ReplicaSet uid).
+    changes: HashSet<String>,
+}
+
+/// One connection's watches, followers and caches; dropping it stops them.
+struct Session {
+    inner: Arc<Inner>,
+    connection: Connection,
+    updates: mpsc::Receiver<Update>,
+    sender: mpsc::Sender<Update>,
+    tasks: Vec<JoinHandle<()>>,
+    followers: HashMap<(String, String), JoinHandle<()>>,
+    cache: Cache,
+    rules: HashMap<String, Option<Vec<ResourceRule>>>,
+    sent: Sent,
+    pending_changes: Vec<(String, ChangeRecord)>,
+    /// Namespaces × kinds listed at least once.
+    listed: HashSet<(Kind, String)>,
+    live: bool,
+    /// `Live` was reported since the last outage.
+    said_live: bool,
+    probing: Option<JoinHandle<()>>,
+    finishing: HashMap<String, JoinHandle<()>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let handles = self.tasks.iter().chain(self.followers.values()).chain(self.finishing.values());
+        for handle in handles.chain(self.probing.iter()) {
+            handle.abort();
+        }
+    }
+}
+
+async fn send(inner: &Inner, event: SourceEvent) -> bool {
+    inner.events.send(Msg::Source(event)).await.is_ok()
+}
+
+async fn connection_state(inner: &Inner, state: ConnectionState) -> bool {
+    send(inner, SourceEvent::Connection { source: SOURCE.into(), state }).await
+}
+
+/// Runs until the app's channel closes: connects (again on a context
+/// switch or after a failure) and keeps a session going.
+pub async fn run(backend: KubeBackend) {
+    let inner = backend.inner;
+    let mut delay = inner.options.backoff.0;
+    loop {
+        let target = lock(&inner.target).clone();
+        if !connection_state(&inner, ConnectionState::Connecting).await {
+            return;
+        }
+        let connection = match connect::connect(&target).await {
+            Ok(connection) => connection,
+            Err(reason) => {
+                let state = ConnectionState::Disconnected { since: inner.clock.now(), reason };
+                if !connection_state(&inner, state).await {
+                    return;
+                }
+                tokio::select! {
+                    _ = inner.reconnect.notified() => delay = inner.options.backoff.0,
+                    _ = tokio::time::sleep(delay) => delay = (delay * 2).min(inner.options.backoff.1.max(delay)),
+                }
+                continue;
+            }
+        };
+        delay = inner.options.backoff.0;
+        *lock(&inner.connection) = Some(connection.clone());
+        let mut session = Session::start(inner.clone(), connection);
+        tokio::select! {
+            alive = session.run() => if !alive { return },
+            _ = inner.reconnect.notified() => {}
+        }
+        drop(session);
+        // Another cluster: nothing of this one may stay on screen.
+        let empty = SourceEvent::Inventory { backend: backend_info(&inner, None), services: Vec::new() };
+        if !send(&inner, empty).await {
+            return;
+        }
+    }
+}
+
+fn backend_info(inner: &Inner, connection: Option<&Connection>) -> BackendInfo {
+    let context = match connection {
+        Some(c) => format!("{} · {}", c.context, c.namespaces.join(",")),
+        None => connect::context_name(&lock(&inner.target)).unwrap_or_else(|| "(current context)".into()),
+    };
+    BackendInfo { kind: "kubernetes".into(), context, simulated: false, scenario: None }
+}
+
+/// Why a watch failed, in a user's words; `None` for 410 Gone, which the
+/// watcher answers with a relist and is no outage.
+fn failure(error: &watcher::Error, server: &str) -> Option<String> {
+    let client_error = match error {
+        watcher::Error::WatchError(status) if status.code == 410 => return None,
+        watcher::Error::WatchError(status) => return Some(format!("watch failed: {}", status.message)),
+        watcher::Error::NoResourceVersion => return Some("the server sent no resourceVersion".into()),
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            e
+        }
+    };
+    Some(match client_error {
+        kube::Error::Api(status) if status.code == 401 => {
+            format!("unauthorised at {server}: the credentials of this context are not accepted (expired token?)")
+        }
+        kube::Error::Api(status) if status.code == 403 => format!("forbidden: {}", status.message),
+        kube::Error::Api(status) => status.message.clone(),
+        other => format!("cannot reach {server} ({other}); is the cluster up and reachable from here?"),
+    })
+}
+
+fn spawn_watcher<K>(
+    client: &Client,
+    namespace: &str,
+    wrap: fn(K) -> Object,
+    backoff: (Duration, Duration),
+    server: String,
+    updates: mpsc::Sender<Update>,
+) -> JoinHandle<()>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let namespace = namespace.to_owned();
+    tokio::spawn(async move {
+        let backoff = Doubling { min: backoff.0, max: backoff.1, next: backoff.0 };
+        let kind = kind_of::<K>();
+        let mut stream = watcher(api, watcher::Config::default()).backoff(backoff).boxed();
+        while let Some(event) = stream.next().await {
+            let update = match event {
+                Ok(watcher::Event::Init) => Update::Init(kind, namespace.clone()),
+                Ok(watcher::Event::InitApply(object)) => Update::InitApply(namespace.clone(), wrap(object)),
+                Ok(watcher::Event::InitDone) => Update::InitDone(kind, namespace.clone()),
+                Ok(watcher::Event::Apply(object)) => Update::Apply(wrap(object)),
+                Ok(watcher::Event::Delete(object)) => Update::Delete(wrap(object)),
+                Err(error) => match failure(&error, &server) {
+                    Some(reason) => Update::Failed { reason },
+                    None => continue,
+                },
+            };
+            if updates.send(update).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// The kind of a watched type.
+fn kind_of<K: Resource<DynamicType = ()>>() -> Kind {
+    match K::kind(&()).as_ref() {
+        "Deployment" => Kind::Deployment,
+        "ReplicaSet" => Kind::ReplicaSet,
+        "Pod" => Kind::Pod,
+        "HTTPRoute" => Kind::Route,
+        _ => Kind::Event,
+    }
+}
+
+/// Managed fields are large and never read: not kept.
+fn slim<K: Resource>(mut object: K) -> K {
+    object.meta_mut().managed_fields = None;
+    object
+}
+
+impl Session {
+    fn start(inner: Arc<Inner>, connection: Connection) -> Session {
+        let (sender, updates) = mpsc::channel(1024);
+        let client = &connection.client;
+        let backoff = inner.options.backoff;
+        let server = connection.server.clone();
+        let mut tasks = Vec::new();
+        for ns in &connection.namespaces {
+            let s = || sender.clone();
+            let srv = || server.clone();
+            tasks.push(spawn_watcher(client, ns, |d| Object::Deployment(slim(d)), backoff, srv(), s()));
+            tasks.push(spawn_watcher(client, ns, |r| Object::ReplicaSet(slim(r)), backoff, srv(), s()));
+            tasks.push(spawn_watcher(client, ns, |p| Object::Pod(slim(p)), backoff, srv(), s()));
+            tasks.push(spawn_watcher(client, ns, |r| Object::Route(slim(r)), backoff, srv(), s()));
+            tasks.push(spawn_watcher(client, ns, |e| Object::Event(slim(e)), backoff, srv(), s()));
+            let (client, ns, tx) = (client.clone(), ns.clone(), sender.clone());
+            tasks.push(tokio::spawn(async move {
+                // Without an answer nothing is disabled: the server still judges every write.
+                let rules = access::review(&client, &ns).await.ok().flatten();
+                let _ = tx.send(Update::Rules(ns, rules)).await;
+            }));
+        }
+        Session {
+            inner,
+            connection,
+            updates,
+            sender,
+            tasks,
+            followers: HashMap::new(),
+            cache: Cache::default(),
+            rules: HashMap::new(),
+            sent: Sent::default(),
+            pending_changes: Vec::new(),
+            listed: HashSet::new(),
+            live: false,
+            said_live: false,
+            probing: None,
+            finishing: HashMap::new(),
+        }
+    }
+
+    /// Folds updates in and reports; false when the app has gone.
+    async fn run(&mut self) -> bool {
+        let info = backend_info(&self.inner, Some(&self.connection));
+        let services = lock(&self.inner.view).targets.iter().map(Target::info).collect::<Vec<_>>();
+        if !send(&self.inner, SourceEvent::Inventory { backend: info, services: services.clone() }).await {
+            return false;
+        }
+        self.sent.inventory = Some(services);
+        loop {
+            let Some(update) = self.updates.recv().await else { return true };
+            self.fold(update);
+            // Whatever else arrives meanwhile is reported with it.
+            let settle = tokio::time::sleep(SETTLE);
+            tokio::pin!(settle);
+            loop {
+                tokio::select! {
+                    _ = &mut settle => break,
+                    update = self.updates.recv() => match update {
+                        Some(update) => self.fold(update),
+                        None => return true,
+                    },
+                }
+            }
+            if !self.report().await {
+                return false;
+            }
+        }
+    }
+
+    fn fold(&mut self, update: Update) {
+        match update {
+            Update::Init(kind, ns) => match kind {
+                Kind::Deployment => self.cache.deployments.init(&ns),
+                Kind::ReplicaSet => self.cache.replica_sets.init(&ns),
+                Kind::Pod => self.cache.pods.init(&ns),
+                Kind::Route => self.cache.routes.init(&ns),
+                Kind::Event => {}
+            },
+            Update::InitApply(ns, object) => match object {
+                Object::Deployment(o) => self.cache.deployments.init_apply(&ns, o),
+                Object::ReplicaSet(o) => self.cache.replica_sets.init_apply(&ns, o),
+                Object::Pod(o) => self.cache.pods.init_apply(&ns, o),
+                Object::Route(o) => self.cache.routes.init_apply(&ns, o),
+                Object::Event(e) => self.event(&e),
+            },
+            Update::InitDone(kind, ns) => {
+                match kind {
+                    Kind::Deployment => self.cache.deployments.init_done(&ns),
+                    Kind::ReplicaSet => self.cache.replica_sets.init_done(&ns),
+                    Kind::Pod => self.cache.pods.init_done(&ns),
+                    Kind::Route => self.cache.routes.init_done(&ns),
+                    Kind::Event => {}
+                }
+                self.listed.insert((kind, ns));
+                self.reachable();
+            }
+            Update::Apply(object) => {
+                match object {
+                    Object::Deployment(o) => self.cache.deployments.apply(o),
+                    Object::ReplicaSet(o) => self.cache.replica_sets.apply(o),
+                    Object::Pod(o) => self.cache.pods.apply(o),
+                    Object::Route(o) => self.cache.routes.apply(o),
+                    Object::Event(e) => self.event(&e),
+                }
+                self.reachable();
+            }
+            Update::Delete(object) => match object {
+                Object::Deployment(o) => self.cache.deployments.delete(&o),
+                Object::ReplicaSet(o) => self.cache.replica_sets.delete(&o),
+                Object::Pod(o) => self.cache.pods.delete(&o),
+                Object::Route(o) => self.cache.routes.delete(&o),
+                Object::Event(_) => {}
+            },
+            Update::Failed { reason } => self.unreachable(reason),
+            Update::Rules(ns, rules) => {
+                self.rules.insert(ns, rules);
+            }
+            Update::Reachable => self.reachable(),
+        }
+    }
+
+    /// A cockpit Event becomes a timeline entry, once.
+    fn event(&mut self, event: &Event) {
+        let Some(reason) = event.reason.as_deref().filter(|r| r.starts_with("Cockpit")) else { return };
+        let uid = event.metadata.uid.clone().unwrap_or_else(|| event.metadata.name.clone().unwrap_or_default());
+        let service = event.metadata.labels.as_ref().and_then(|l| l.get(model::LABEL_SERVICE)).cloned();
+        let Some(service) = service else { return };
+        let user = event
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::actions::ANNOTATION_USER))
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        let time = event
+            .last_timestamp
+            .as_ref()
+            .or(event.first_timestamp.as_ref())
+            .or(event.metadata.creation_timestamp.as_ref());
+        let at = time.map_or_else(|| self.inner.clock.now(), |t| crate::domain::Timestamp(t.0.as_millisecond()));
+        let message = event.message.clone().unwrap_or_default();
+        let summary = message.split_once(": ").map_or(message.as_str(), |(_, rest)| rest).to_owned();
+        let action = reason.trim_start_matches("Cockpit").to_lowercase();
+        self.pending_changes.push((format!("event/{uid}"), ChangeRecord { at, service, action, user, summary }));
+    }
+
+    fn reachable(&mut self) {
+        if !self.live {
+            self.live = true;
+            if let Some(probe) = self.probing.take() {
+                probe.abort();
+            }
+        }
+    }
+
+    /// A watch failed: the status bar says so until the server answers
+    /// again (a version probe, with backoff, while it lasts).
+    fn unreachable(&mut self, reason: String) {
+        let was_live = self.live;
+        self.live = false;
+        self.said_live = false;
+        if was_live || self.probing.is_none() {
+            let state = ConnectionState::Disconnected { since: self.inner.clock.now(), reason };
+            let events = self.inner.events.clone();
+            let _ = events.try_send(Msg::Source(SourceEvent::Connection { source: SOURCE.into(), state }));
+        }
+        if self.probing.is_none() {
+            let (client, tx) = (self.connection.client.clone(), self.sender.clone());
+            let (min, max) = self.inner.options.backoff;
+            self.probing = Some(tokio::spawn(async move {
+                let mut delay = min;
+                loop {
+                    tokio::time::sleep(delay).await;
+                    if client.apiserver_version().await.is_ok() {
+                        let _ = tx.send(Update::Reachable).await;
+                        return;
+                    }
+                    delay = (delay * 2).min(max);
+                }
+            }));
+        }
+    }
+
+    /// Sends what changed since the last report.
+    async fn report(&mut self) -> bool {
+        let inner = self.inner.clone();
+        // Live means synced: every kind listed in every namespace.
+        let synced = self.listed.len() >= KINDS * self.connection.namespaces.len();
+        if self.live && synced && !self.said_live {
+            if !connection_state(&inner, ConnectionState::Live).await {
+                return false;
+            }
+            self.said_live = true;
+        }
+        let deployments = self.cache.deployments.all();
+        let routes = self.cache.routes.all();
+        let targets = model::discover(&inner.config, &self.connection.namespaces, &deployments, &routes);
+        let infos: Vec<ServiceInfo> = targets.iter().map(Target::info).collect();
+        if self.sent.inventory.as_ref() != Some(&infos) {
+            let info = backend_info(&inner, Some(&self.connection));
+            if !send(&inner, SourceEvent::Inventory { backend: info, services: infos.clone() }).await {
+                return false;
+            }
+            self.sent.inventory = Some(infos);
+        }
+        let mut events = Vec::new();
+        let mut rollouts = BTreeMap::new();
+        let replica_sets = self.cache.replica_sets.all();
+        let mut wanted_logs: HashMap<(String, String), Follow> = HashMap::new();
+        let mut finished_promotions = Vec::new();
+        for target in &targets {
+            let ns = target.namespace.as_str();
+            let Some(primary) = self.cache.deployments.get(ns, &target.primary) else { continue };
+            let canary = self.cache.deployments.get(ns, &target.canary_deployment);
+            let route = target.route.as_deref().and_then(|name| self.cache.routes.get(ns, name));
+            let status = model::rollout_status(primary, &replica_sets, target.container.as_deref());
+            if model::promoting(primary).is_some()
+                && status.phase == RolloutPhase::Complete
+                && status.generation_observed()
+            {
+                finished_promotions.push(target.clone());
+            }
+            if self.sent.rollouts.get(&target.name) != Some(&status) {
+                self.sent.rollouts.insert(target.name.clone(), status.clone());
+                events.push(SourceEvent::Rollout { service: target.name.clone(), status: status.clone() });
+            }
+            for rs in model::owned(primary, &replica_sets) {
+                let Some(number) = model::revision_number(rs) else { continue };
+                let uid = rs.metadata.uid.clone().unwrap_or_default();
+                let key = format!("rs/{uid}/{number}");
+                if self.sent.changes.contains(&key) {
+                    continue;
+                }
+                let image = rs
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .and_then(|t| model::template_image(t, target.container.as_deref()))
+                    .unwrap_or_default();
+                let cause = rs.metadata.annotations.as_ref().and_then(|a| a.get("kubernetes.io/change-cause")).cloned();
+                let at = rs
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or_else(|| inner.clock.now(), |t| crate::domain::Timestamp(t.0.as_millisecond()));
+                let summary = match cause {
+                    Some(cause) => format!("revision {number}: {image} ({cause})"),
+                    None => format!("revision {number}: {image}"),
+                };
+                let record = ChangeRecord {
+                    at,
+                    service: target.name.clone(),
+                    action: "revision".into(),
+                    user: "cluster".into(),
+                    summary,
+                };
+                self.pending_changes.push((key, record));
+            }
+            rollouts.insert(target.name.clone(), status);
+            let traffic = model::traffic(target, primary, canary, route);
+            if self.sent.traffic.get(&target.name) != Some(&traffic) {
+                self.sent.traffic.insert(target.name.clone(), traffic.clone());
+                events.push(SourceEvent::Traffic { service: target.name.clone(), traffic });
+            }
+            if let Some(Some(rules)) = self.rules.get(ns) {
+                let denied = access::denied_ops(rules, target);
+                if self.sent.denied.get(&target.name) != Some(&denied) {
+                    self.sent.denied.insert(target.name.clone(), denied.clone());
+                    events.push(SourceEvent::Access { service: target.name.clone(), denied });
+                }
+            }
+            for (deployment, track) in [(Some(primary), Track::Primary), (canary, Track::Canary)] {
+                let Some(deployment) = deployment else { continue };
+                for pod in self.cache.pods.all() {
+                    let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                    if running && model::selects(deployment, pod) {
+                        let name = pod.metadata.name.clone().unwrap_or_default();
+                        let follow = Follow {
+                            service: target.name.clone(),
+                            namespace: ns.to_owned(),
+                            pod: name.clone(),
+                            container: target.container.clone(),
+                            track,
+                            tail: inner.options.tail_lines,
+                            max_line: inner.options.max_line,
+                            backoff: inner.options.backoff,
+                        };
+                        wanted_logs.insert((ns.to_owned(), name), follow);
+                    }
+                }
+            }
+        }
+        {
+            let mut view = lock(&inner.view);
+            view.targets = targets;
+            view.rollouts = rollouts;
+        }
+        for (key, record) in std::mem::take(&mut self.pending_changes) {
+            if self.sent.changes.insert(key) {
+                events.push(SourceEvent::Change(record));
+            }
+        }
+        for event in events {
+            if !send(&inner, event).await {
+                return false;
+            }
+        }
+        self.follow_logs(wanted_logs);
+        if !inner.options.read_only {
+            for target in finished_promotions {
+                self.finish_promotion(target);
+            }
+        }
+        self.finishing.retain(|_, handle| !handle.is_finished());
+        true
+    }
+
+    fn follow_logs(&mut self, mut wanted: HashMap<(String, String), Follow>) {
+        self.followers.retain(|key, handle| {
+            let keep = wanted.contains_key(key) && !handle.is_finished();
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for (key, follow) in wanted.drain() {
+            if self.followers.contains_key(&key) {
+                continue;
+            }
+            let handle = tokio::spawn(logs::follow(self.connection.client.clone(), follow, self.inner.events.clone()));
+            self.followers.insert(key, handle);
+        }
+    }
+
+    /// Traffic back to the promoted primary, the canary to 0, the mark removed.
+    fn finish_promotion(&mut self, target: Target) {
+        if self.finishing.contains_key(&target.name) {
+            return;
+        }
+        let (client, inner) = (self.connection.client.clone(), self.inner.clone());
+        let name = target.name.clone();
+        let handle = tokio::spawn(async move {
+            let Ok(read) = Read::fetch(&client, &target).await else { return };
+            let Some(image) = model::promoting(&read.primary).map(str::to_owned) else { return };
+            let writer = Writer { client: &client, target: &target, user: &inner.options.user, clock: &inner.clock };
+            // The mark goes first: of several cockpits finishing, only one gets past this write.
+            let mut primary = read.primary.clone();
+            if let Some(annotations) = primary.metadata.annotations.as_mut() {
+                annotations.remove(model::ANNOTATION_PROMOTING);
+            }
+            let Ok(primary) = writer.deployment(primary, &read.primary).await else { return };
+            let read = Read { primary, ..read };
+            let Ok(on) = writer.shift(&read, None, 0).await else { return };
+            let summary = format!("promotion complete: the primary runs {image}; canary emptied");
+            let _ = writer.event(on, REASON_PROMOTE, &summary).await;
+        });
+        self.finishing.insert(name, handle);
+    }
+}

@@ -1,0 +1,578 @@
+//! The Kubernetes backend against the fake API server, over real HTTP
+//! through the real `kube::Client`: what the screen shows, what changes on
+//! the server, what the audit log and the cluster's Events record.
+
+mod common;
+
+use cockpit::action::{Key, Keymap};
+use cockpit::audit::{AuditEntry, AuditLog};
+use cockpit::backend::kube::{ClusterTarget, KubeBackend, KubeOptions};
+use cockpit::backend::{ActionContext, BackendError, Change, Facts, Plan, Workloads};
+use cockpit::clock::Clock;
+use cockpit::config::Config;
+use cockpit::devtools::fake_apiserver::{AccessRule, Config as ServerConfig, ControllerConfig, FakeApiServer, Verb};
+use cockpit::domain::rollout::RolloutPhase;
+use cockpit::event::{ConnectionState, ExecEvent, Op, Request};
+use cockpit::executor::Executor;
+use cockpit::state::{AppState, Msg, update};
+use cockpit::theme::Theme;
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A cockpit on the fake cluster, without a terminal: its state, its
+/// executor and a second client standing for the rest of the team.
+struct Cockpit {
+    server: FakeApiServer,
+    _dir: tempfile::TempDir,
+    backend: KubeBackend,
+    executor: Executor<KubeBackend>,
+    inbox: mpsc::Receiver<Msg>,
+    state: AppState,
+    audit_path: PathBuf,
+    other: Client,
+    next_id: u64,
+}
+
+struct Setup {
+    read_only: bool,
+    rules: Option<Vec<AccessRule>>,
+    config: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup { read_only: false, rules: None, config: "[kubernetes]\nnamespaces = [\"shop\"]\n" }
+    }
+}
+
+fn server_config(rules: Option<Vec<AccessRule>>) -> ServerConfig {
+    let controller = ControllerConfig { speed: 40.0, tick: Duration::from_millis(50), ..ControllerConfig::default() };
+    ServerConfig { controller: Some(controller), access_rules: rules, ..ServerConfig::default() }
+}
+
+fn client_of(server: &FakeApiServer) -> Client {
+    let url = server.url().parse().expect("the server's URL is a URI");
+    Client::try_from(kube::Config::new(url)).expect("a client")
+}
+
+impl Cockpit {
+    async fn start(setup: Setup) -> Cockpit {
+        let server =
+            FakeApiServer::start(server_config(setup.rules.clone())).await.expect("the fake API server starts");
+        server.seed(0, 0).expect("the shop team is seeded");
+        Cockpit::on(server, setup).await
+    }
+
+    async fn on(server: FakeApiServer, setup: Setup) -> Cockpit {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let kubeconfig = server.write_kubeconfig(dir.path()).expect("a kubeconfig");
+        let config: Config = toml::from_str(setup.config).expect("the test config parses");
+        let target = ClusterTarget { kubeconfig: Some(kubeconfig), context: None, namespaces: vec!["shop".into()] };
+        let (events, inbox) = mpsc::channel(4096);
+        let options = KubeOptions {
+            backoff: (Duration::from_millis(50), Duration::from_millis(400)),
+            read_only: setup.read_only,
+            user: "alice".into(),
+            tail_lines: 10,
+            ..KubeOptions::default()
+        };
+        let clock = Clock::system();
+        let backend = KubeBackend::new(&config, target, clock, events, options);
+        tokio::spawn(cockpit::backend::kube::run(backend.clone()));
+        let audit_path = dir.path().join("audit.jsonl");
+        let executor = Executor::new(backend.clone(), setup.read_only, AuditLog::at(audit_path.clone()), clock)
+            .with_identity("alice", "kubernetes", "fake");
+        let info = cockpit::event::BackendInfo {
+            kind: "kubernetes".into(),
+            context: "fake".into(),
+            simulated: false,
+            scenario: None,
+        };
+        let mut state = AppState::new(info, Keymap::default(), setup.read_only, 1000);
+        state.width = 160;
+        state.height = 45;
+        let other = client_of(&server);
+        let mut cockpit = Cockpit { server, _dir: dir, backend, executor, inbox, state, audit_path, other, next_id: 0 };
+        cockpit.until("the first sync", |s| live(s) && s.services.len() >= 3).await;
+        cockpit
+    }
+
+    /// Folds events in until `done` holds; fails after the deadline.
+    async fn until(&mut self, what: &str, done: impl Fn(&AppState) -> bool) {
+        let wait = async {
+            while !done(&self.state) {
+                match self.inbox.recv().await {
+                    Some(msg) => {
+                        update(&mut self.state, cockpit::domain::Timestamp::now(), msg);
+                    }
+                    None => return false,
+                }
+            }
+            true
+        };
+        match tokio::time::timeout(DEADLINE, wait).await {
+            Ok(true) => {}
+            _ => panic!("timed out waiting for {what}; the screen:\n{}", self.screen()),
+        }
+    }
+
+    /// Waits, folding events in meanwhile, until the server's state passes `check`.
+    async fn until_server<F, Fut>(&mut self, what: &str, check: F)
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if check(self.other.clone()).await {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} on the server");
+            if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(100), self.inbox.recv()).await {
+                update(&mut self.state, cockpit::domain::Timestamp::now(), msg);
+            }
+        }
+    }
+
+    fn screen(&self) -> String {
+        common::render(&self.state, 160, 45, &Theme::default())
+    }
+
+    fn select(&mut self, name: &str) {
+        let index = self.state.services.iter().position(|s| s.info.name == name).expect("the service is listed");
+        self.state.selected = index;
+    }
+
+    fn request(&mut self, service: &str, op: Op) -> Request {
+        self.next_id += 1;
+        Request { id: self.next_id, service: service.into(), op, confirmed: true, typed_name: None, asked_token: None }
+    }
+
+    /// Runs an action through the executor, answering yes; returns its outcome.
+    async fn act(&mut self, service: &str, op: Op) -> ExecEvent {
+        let request = self.request(service, op);
+        let mut outcome = self.executor.execute(request).await;
+        if let ExecEvent::Ask { request, .. } = outcome {
+            outcome = self.executor.execute(Request { confirmed: true, ..request }).await;
+        }
+        update(&mut self.state, cockpit::domain::Timestamp::now(), Msg::Exec(outcome.clone()));
+        outcome
+    }
+
+    fn audit(&self) -> Vec<AuditEntry> {
+        AuditLog::read(&self.audit_path).unwrap_or_default()
+    }
+
+    fn writes(&self) -> u64 {
+        [Verb::Create, Verb::Update, Verb::Patch, Verb::Delete].into_iter().map(|v| self.server.requests(v)).sum()
+    }
+}
+
+fn live(state: &AppState) -> bool {
+    matches!(state.connections.get("kubernetes"), Some(ConnectionState::Live))
+}
+
+fn done(outcome: &ExecEvent) -> &str {
+    match outcome {
+        ExecEvent::Done { summary, .. } => summary,
+        other => panic!("the action did not go through: {other:?}"),
+    }
+}
+
+fn weight(state: &AppState, service: &str) -> Option<u8> {
+    state.service(service)?.traffic.as_ref().map(|t| t.target_weight)
+}
+
+async fn deployment(client: &Client, name: &str) -> Deployment {
+    Api::<Deployment>::namespaced(client.clone(), "shop").get(name).await.expect("the Deployment exists")
+}
+
+async fn route_weights(client: &Client) -> Vec<(String, i32)> {
+    let route = Api::<HttpRoute>::namespaced(client.clone(), "shop").get("checkout").await.expect("the route exists");
+    route.spec.rules.unwrap_or_default()[0]
+        .backend_refs
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.name, r.weight.unwrap_or(1)))
+        .collect()
+}
+
+fn image(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].image.clone())
+        .unwrap_or_default()
+}
+
+fn replicas(deployment: &Deployment) -> i32 {
+    deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+async fn cockpit_events(client: &Client) -> Vec<(String, String)> {
+    let events = Api::<Event>::namespaced(client.clone(), "shop").list(&ListParams::default()).await.expect("events");
+    events
+        .items
+        .into_iter()
+        .filter(|e| e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("cockpit"))
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_team_appears_by_label_with_stages_rollouts_and_the_route_split() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    cockpit
+        .until("every rollout complete", |s| {
+            s.services.iter().all(|v| v.rollout.as_ref().is_some_and(|r| r.phase == RolloutPhase::Complete))
+        })
+        .await;
+    let names: Vec<(&str, &str)> =
+        cockpit.state.services.iter().map(|s| (s.info.name.as_str(), s.info.stage.as_str())).collect();
+    assert_eq!(names, [("frontend", "prototype"), ("payments", "production"), ("checkout", "mission-critical")]);
+    assert_eq!(weight(&cockpit.state, "checkout"), Some(10), "the HTTPRoute's 90/10 split");
+    cockpit.select("checkout");
+    let screen = cockpit.screen();
+    assert!(screen.contains("canary  2.2.0-rc1"), "{screen}");
+    assert!(screen.contains("HTTPRoute checkout 90/10"), "{screen}");
+    assert!(!screen.contains("SIMULATED"), "{screen}");
+    // Watches only, once synced: nothing is listed again while nothing happens.
+    let lists = cockpit.server.requests(Verb::List);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cockpit.server.requests(Verb::List), lists);
+}
+
+#[tokio::test]
+async fn a_deploy_shows_the_rollout_progressing_to_complete_and_leaves_an_event() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    cockpit
+        .until("frontend rolled out", |s| rollout_is(s, "frontend", "shop/frontend:1.4.0", RolloutPhase::Complete))
+        .await;
+    let outcome = cockpit.act("frontend", Op::Deploy { image: "shop/frontend:1.5.0".into() }).await;
+    assert_eq!(done(&outcome), "image shop/frontend:1.4.0 → shop/frontend:1.5.0");
+    cockpit
+        .until("the new rollout in progress", |s| {
+            rollout_is(s, "frontend", "shop/frontend:1.5.0", RolloutPhase::Progressing)
+        })
+        .await;
+    cockpit.select("frontend");
+    assert!(cockpit.screen().contains("Progressing"), "{}", cockpit.screen());
+    cockpit
+        .until("the new rollout complete", |s| rollout_is(s, "frontend", "shop/frontend:1.5.0", RolloutPhase::Complete))
+        .await;
+    let screen = cockpit.screen();
+    assert!(screen.contains("Complete"), "{screen}");
+    let revisions =
+        &cockpit.state.service("frontend").expect("frontend").rollout.as_ref().expect("a rollout").revisions;
+    assert_eq!(revisions.iter().map(|r| r.number).collect::<Vec<_>>(), [2, 1], "revisions from the ReplicaSets");
+    let events = cockpit_events(&cockpit.other).await;
+    assert!(
+        events.contains(&(
+            "CockpitDeploy".into(),
+            "frontend by alice: image shop/frontend:1.4.0 → shop/frontend:1.5.0".into()
+        )),
+        "{events:?}"
+    );
+    cockpit
+        .until("the Event in the timeline", |s| s.timeline.iter().any(|c| c.action == "deploy" && c.user == "alice"))
+        .await;
+    let audit = cockpit.audit();
+    assert_eq!((audit[0].action.as_str(), audit[0].outcome.as_str()), ("deploy", "ok"));
+}
+
+fn rollout_is(state: &AppState, service: &str, image: &str, phase: RolloutPhase) -> bool {
+    state.service(service).and_then(|s| s.rollout.as_ref()).is_some_and(|r| r.image == image && r.phase == phase)
+}
+
+#[tokio::test]
+async fn promotion_moves_the_route_weights_step_by_step_then_fully() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    cockpit.select("checkout");
+    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 10 → 25 %");
+    assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 75), ("checkout-canary".into(), 25)]);
+    cockpit.until("25 % on screen", |s| weight(s, "checkout") == Some(25)).await;
+    assert!(cockpit.screen().contains("HTTPRoute checkout 75/25"), "{}", cockpit.screen());
+    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 25 → 50 %");
+    assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 50), ("checkout-canary".into(), 50)]);
+
+    let summary = done(&cockpit.act("checkout", Op::Promote { full: true }).await).to_owned();
+    assert!(summary.starts_with("promoting shop/checkout:2.2.0-rc1 to the primary"), "{summary}");
+    assert_eq!(image(&deployment(&cockpit.other, "checkout").await), "shop/checkout:2.2.0-rc1");
+    // Traffic stays split until the primary has rolled out; then all of it returns.
+    cockpit
+        .until_server("traffic back on the primary, the canary at 0", |client| async move {
+            let canary = deployment(&client, "checkout-canary").await;
+            route_weights(&client).await == [("checkout".into(), 100), ("checkout-canary".into(), 0)]
+                && replicas(&canary) == 0
+        })
+        .await;
+    let primary = deployment(&cockpit.other, "checkout").await;
+    assert!(!primary.metadata.annotations.unwrap_or_default().contains_key("cockpit.dev/promoting"));
+    assert_eq!(
+        primary.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).and_then(|l| l.get("app").cloned()),
+        Some("checkout".into()),
+        "the primary keeps its own template labels"
+    );
+    cockpit
+        .until("no canary on screen", |s| {
+            s.service("checkout").and_then(|v| v.traffic.as_ref()).is_some_and(|t| t.canary_image.is_none())
+        })
+        .await;
+    let reasons: Vec<String> = cockpit_events(&cockpit.other).await.into_iter().map(|(r, _)| r).collect();
+    assert_eq!(reasons.iter().filter(|r| *r == "CockpitPromote").count(), 4, "{reasons:?}");
+}
+
+#[tokio::test]
+async fn rolling_back_a_canary_empties_it_and_undo_restores_the_previous_template() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    let summary = done(&cockpit.act("checkout", Op::Rollback).await).to_owned();
+    assert_eq!(summary, "shop/checkout:2.2.0-rc1 emptied: 10 → 0 %, scaled to 0");
+    assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 100), ("checkout-canary".into(), 0)]);
+    assert_eq!(replicas(&deployment(&cockpit.other, "checkout-canary").await), 0);
+
+    cockpit
+        .until("frontend rolled out", |s| rollout_is(s, "frontend", "shop/frontend:1.4.0", RolloutPhase::Complete))
+        .await;
+    done(&cockpit.act("frontend", Op::Deploy { image: "shop/frontend:1.5.0".into() }).await);
+    cockpit
+        .until("revision 2", |s| {
+            s.service("frontend").and_then(|v| v.rollout.as_ref()).is_some_and(|r| r.revisions.len() == 2)
+        })
+        .await;
+    let summary = done(&cockpit.act("frontend", Op::Rollback).await).to_owned();
+    assert_eq!(summary, "rolled back to revision 1 (shop/frontend:1.4.0)");
+    let primary = deployment(&cockpit.other, "frontend").await;
+    assert_eq!(image(&primary), "shop/frontend:1.4.0");
+    let labels = primary.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).unwrap_or_default();
+    assert!(!labels.contains_key("pod-template-hash"), "{labels:?}");
+    cockpit
+        .until("the old version rolled out again", |s| {
+            rollout_is(s, "frontend", "shop/frontend:1.4.0", RolloutPhase::Complete)
+        })
+        .await;
+}
+
+/// Someone else writes between the executor's read (facts) and its write.
+struct Meddler {
+    backend: KubeBackend,
+    other: Client,
+}
+
+impl Workloads for Meddler {
+    async fn facts(&self, service: &str) -> Result<Facts, BackendError> {
+        self.backend.facts(service).await
+    }
+
+    async fn apply(&self, service: &str, plan: &Plan, context: &ActionContext) -> Result<Change, BackendError> {
+        let api = Api::<HttpRoute>::namespaced(self.other.clone(), "shop");
+        let mut route = api.get("checkout").await.expect("the route");
+        for backend in route.spec.rules.as_mut().expect("rules")[0].backend_refs.as_mut().expect("refs") {
+            backend.weight = Some(if backend.name == "checkout" { 70 } else { 30 });
+        }
+        api.replace("checkout", &PostParams::default(), &route).await.expect("the other client writes");
+        self.backend.apply(service, plan, context).await
+    }
+}
+
+#[tokio::test]
+async fn a_change_made_in_between_survives_and_the_conflict_is_shown_and_audited() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    let meddler = Meddler { backend: cockpit.backend.clone(), other: cockpit.other.clone() };
+    let audit = AuditLog::at(cockpit.audit_path.clone());
+    let executor = Executor::new(meddler, false, audit, Clock::system()).with_identity("alice", "kubernetes", "fake");
+    let request = cockpit.request("checkout", Op::Promote { full: false });
+    let outcome = executor.execute(request).await;
+    let ExecEvent::Failed { error, .. } = &outcome else { panic!("not refused: {outcome:?}") };
+    assert!(error.contains("changed by someone else"), "{error}");
+    assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 70), ("checkout-canary".into(), 30)]);
+    update(&mut cockpit.state, cockpit::domain::Timestamp::now(), Msg::Exec(outcome));
+    cockpit.select("checkout");
+    assert!(cockpit.screen().contains("changed by someone else"), "{}", cockpit.screen());
+    cockpit.until("the other client's 30 % on screen", |s| weight(s, "checkout") == Some(30)).await;
+    let audit = cockpit.audit();
+    assert_eq!((audit[0].action.as_str(), audit[0].outcome.as_str()), ("promote", "conflict"));
+
+    // The server refuses a write at a stale resourceVersion too, whoever asks.
+    let facts = cockpit.backend.facts("checkout").await.expect("facts");
+    let api = Api::<Deployment>::namespaced(cockpit.other.clone(), "shop");
+    let mut canary = api.get("checkout-canary").await.expect("the canary");
+    canary.spec.as_mut().expect("spec").replicas = Some(2);
+    api.replace("checkout-canary", &PostParams::default(), &canary).await.expect("the other client scales");
+    let context = ActionContext { user: "alice".into(), token: facts.token };
+    let result = cockpit.backend.apply("checkout", &Plan::SetCanaryWeight { from: 30, to: 50 }, &context).await;
+    assert!(matches!(result, Err(BackendError::Conflict(_))), "{result:?}");
+    assert_eq!(replicas(&api.get("checkout-canary").await.expect("the canary")), 2);
+}
+
+#[tokio::test]
+async fn a_server_restart_is_shown_and_followed_by_a_resync() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    cockpit.select("checkout");
+    cockpit.server.pause().await;
+    cockpit
+        .until("the outage on screen", |s| {
+            !live(s) && matches!(s.connections.get("kubernetes"), Some(ConnectionState::Disconnected { .. }))
+        })
+        .await;
+    let screen = cockpit.screen();
+    assert!(screen.contains("disconnected"), "{screen}\n{:?}", cockpit.state.connections);
+    assert_eq!(weight(&cockpit.state, "checkout"), Some(10), "the panes keep the last known state");
+    // Changed while cockpit could not see it.
+    let labels = json!({"app": "search", "cockpit.dev/service": "search", "cockpit.dev/stage": "production"});
+    let search = json!({
+        "metadata": {"name": "search", "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "search"}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "shop/search:1"}]}}},
+    });
+    cockpit.server.create("apps", "v1", "deployments", "shop", search).expect("created");
+    cockpit.server.resume().await.expect("the server is back");
+    cockpit.until("live again with the new service", |s| live(s) && s.service("search").is_some()).await;
+    assert!(cockpit.screen().contains("search"));
+}
+
+#[tokio::test]
+async fn read_only_sends_no_writes_at_all_and_without_it_the_same_actions_do() {
+    let ops = || {
+        [
+            ("frontend", Op::Deploy { image: "shop/frontend:9".into() }),
+            ("payments", Op::Deploy { image: "shop/payments:1.0.0".into() }),
+            ("checkout", Op::Promote { full: false }),
+            ("checkout", Op::Promote { full: true }),
+            ("checkout", Op::Rollback),
+            ("frontend", Op::Restart),
+        ]
+    };
+    let mut reader = Cockpit::start(Setup { read_only: true, ..Setup::default() }).await;
+    for (service, op) in ops() {
+        let outcome = reader.act(service, op).await;
+        assert!(matches!(outcome, ExecEvent::Refused { .. }), "{outcome:?}");
+    }
+    assert_eq!(reader.writes(), 0, "{:?}", reader.server.request_counts());
+    assert!(reader.server.requests(Verb::Review) > 0, "access reviews are still asked");
+    reader.select("checkout");
+    let screen = reader.screen();
+    assert!(screen.contains("read-only"), "{screen}");
+
+    let mut writer = Cockpit::start(Setup::default()).await;
+    for (service, op) in ops() {
+        writer.act(service, op).await;
+    }
+    assert!(writer.writes() > 0);
+}
+
+#[tokio::test]
+async fn keys_the_access_rules_deny_are_shown_disabled_with_the_reason() {
+    let rules = vec![AccessRule::new(&["get", "list", "watch"], &["*"], &["*"])];
+    let mut cockpit = Cockpit::start(Setup { rules: Some(rules), ..Setup::default() }).await;
+    cockpit.until("the rules review", |s| s.service("checkout").is_some_and(|v| !v.denied.is_empty())).await;
+    cockpit.select("checkout");
+    let screen = cockpit.screen();
+    assert!(screen.contains("RBAC: may not update deployments.apps"), "{screen}");
+    let effects = update(&mut cockpit.state, cockpit::domain::Timestamp::now(), Msg::Key(Key::char('p')));
+    assert!(effects.is_empty(), "no request leaves a disabled key");
+    assert!(cockpit.screen().contains("promote is disabled for checkout"), "{}", cockpit.screen());
+}
+
+#[tokio::test]
+async fn pod_logs_of_primary_and_canary_are_followed_together_and_shown_safely() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    cockpit.select("checkout");
+    let pods = Api::<Pod>::namespaced(cockpit.other.clone(), "shop");
+    let mut names = Vec::new();
+    for app in ["checkout", "checkout-canary"] {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let name = loop {
+            let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await.expect("pods");
+            let running =
+                list.items.into_iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+            if let Some(pod) = running {
+                break pod.metadata.name.unwrap_or_default();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no running {app} pod");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        names.push(name);
+    }
+    cockpit.server.write_log("shop", &names[0], "app", "primary says \u{1b}[31mhello\u{1b}[0m");
+    cockpit.server.write_log("shop", &names[1], "app", "canary says hello");
+    cockpit
+        .until("both lines in the logs pane", |s| {
+            let logs = &s.service("checkout").expect("checkout").logs;
+            let texts: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
+            texts.contains(&"primary says hello") && texts.contains(&"canary says hello")
+        })
+        .await;
+    let screen = cockpit.screen();
+    assert!(screen.contains("primary says hello") && screen.contains("canary says hello"), "{screen}");
+    assert!(!screen.contains('\u{1b}'));
+}
+
+#[tokio::test]
+async fn switching_context_resyncs_everything_from_the_other_cluster() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    let other = FakeApiServer::start(server_config(None)).await.expect("a second server");
+    let labels = json!({"app": "ledger", "cockpit.dev/service": "ledger", "cockpit.dev/stage": "mission-critical"});
+    other.create("", "v1", "namespaces", "", json!({"metadata": {"name": "shop"}})).expect("namespace");
+    let ledger = json!({
+        "metadata": {"name": "ledger", "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "ledger"}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "bank/ledger:3"}]}}},
+    });
+    other.create("apps", "v1", "deployments", "shop", ledger).expect("created");
+    // One kubeconfig, two contexts.
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "a", "cluster": {"server": cockpit.server.url()}}, {"name": "b", "cluster": {"server": other.url()}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "a", "user": "u", "namespace": "shop"}},
+                     {"name": "bank", "context": {"cluster": "b", "user": "u", "namespace": "shop"}}],
+        "current-context": "fake",
+    });
+    std::fs::write(cockpit._dir.path().join("kubeconfig"), kubeconfig.to_string()).expect("written");
+    assert_eq!(cockpit.backend.contexts(), ["bank", "fake"]);
+    assert!(cockpit.backend.switch_context("nowhere").unwrap_err().contains("no context `nowhere`"));
+    cockpit.backend.switch_context("bank").expect("switched");
+    cockpit
+        .until("only the other cluster's service", |s| {
+            s.services.len() == 1 && s.service("ledger").is_some() && s.backend.context.starts_with("bank")
+        })
+        .await;
+    cockpit.until("live on the other cluster", live).await;
+    let _keep = Arc::new(other);
+}
+
+#[test]
+fn the_headless_status_reads_the_cluster() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let server = runtime.block_on(FakeApiServer::start(server_config(None))).expect("the server");
+    server.seed(0, 0).expect("seeded");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let kubeconfig = server.write_kubeconfig(dir.path()).expect("a kubeconfig");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--namespace", "shop", "status", "--json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .current_dir(dir.path())
+        .output()
+        .expect("cockpit runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let checkout = report["services"].as_array().expect("services").iter().find(|s| s["name"] == "checkout").cloned();
+    let checkout = checkout.expect("checkout is listed");
+    assert_eq!(checkout["stage"], "mission-critical");
+    assert_eq!(checkout["canary"]["weight"], 10, "{checkout}");
+    drop(runtime);
+}
