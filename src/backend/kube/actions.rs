@@ -66,7 +66,7 @@ impl Read {
             Some(name) => {
                 let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns);
                 let what = describe("HTTPRoute", ns, name);
-                Some(get_optional(&routes, &what, name).await?.ok_or_else(|| BackendError::NotFound(what))?)
+                Some(get_optional(&routes, &what, name).await?.ok_or(BackendError::NotFound(what))?)
             }
             None => None,
         };
@@ -84,8 +84,7 @@ impl Read {
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .map_err(|e| backend_error(&format!("ReplicaSets of {primary_name}"), e))?;
-            let owned = model::owned(&primary, &list.items.iter().collect::<Vec<_>>()).into_iter().cloned().collect();
-            owned
+            model::owned(&primary, &list.items.iter().collect::<Vec<_>>()).into_iter().cloned().collect()
         };
         Ok(Read { primary, canary, route, replica_sets })
     }
@@ -435,7 +434,7 @@ impl Writer<'_> {
     pub async fn undo(&self, read: &Read) -> Result<u64, BackendError> {
         let mut by_revision: Vec<(u64, &ReplicaSet)> =
             read.replica_sets.iter().filter_map(|rs| Some((model::revision_number(rs)?, rs))).collect();
-        by_revision.sort_by(|a, b| b.0.cmp(&a.0));
+        by_revision.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
         let Some((revision, rs)) = by_revision.get(1) else {
             return Err(BackendError::Unsupported(format!("{} has no earlier revision", self.target.primary)));
         };

@@ -116,7 +116,7 @@ pub fn discover(
         })
         .collect();
     // Labelled Deployments of services the config does not list, by (namespace, service).
-    let mut labelled: BTreeMap<(String, String), (Option<&Deployment>, Option<&Deployment>)> = BTreeMap::new();
+    let mut labelled: BTreeMap<(String, String), Tracks<'_>> = BTreeMap::new();
     for deployment in deployments {
         let meta = &deployment.metadata;
         let Some(service) = label(meta, LABEL_SERVICE) else { continue };
@@ -157,6 +157,9 @@ pub fn discover(
     targets.sort_by(|a, b| (a.stage, &a.name).cmp(&(b.stage, &b.name)));
     targets
 }
+
+/// A labelled service's primary and canary Deployments, as found.
+type Tracks<'a> = (Option<&'a Deployment>, Option<&'a Deployment>);
 
 fn labelled_route(routes: &[&HttpRoute], namespace: &str, service: &str) -> Option<String> {
     routes
@@ -233,7 +236,7 @@ pub fn revisions(replica_sets: &[&ReplicaSet], container: Option<&str>) -> Vec<R
             Some(Revision { number, image, created })
         })
         .collect();
-    revisions.sort_by(|a, b| b.number.cmp(&a.number));
+    revisions.sort_by_key(|r| std::cmp::Reverse(r.number));
     revisions
 }
 
