@@ -41,7 +41,13 @@ pub struct Loop<'a> {
     pub stats: LoopStats,
     /// Switches the Kubernetes context (`:ctx NAME`); `None` without a cluster.
     pub switch_context: Option<ContextSwitch>,
+    /// Told the selected service whenever it changes (a backend that
+    /// follows logs of the service on screen only).
+    pub on_select: Option<SelectHook>,
 }
+
+/// Called with the newly selected service.
+pub type SelectHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Switches to a named context, or says why it cannot.
 pub type ContextSwitch = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -53,7 +59,15 @@ impl Loop<'_> {
         B::Error: Send + Sync + 'static,
     {
         let mut last_frame: Option<Instant> = None;
+        let mut selected: Option<String> = None;
         loop {
+            if let Some(hook) = &self.on_select {
+                let now = self.state.selected_service().map(|s| &s.info.name);
+                if now.is_some() && now != selected.as_ref() {
+                    selected = now.cloned();
+                    hook(selected.as_deref().unwrap_or_default());
+                }
+            }
             let mut frame_due = None;
             if self.state.redraw {
                 let now = Instant::now();

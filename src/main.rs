@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use cockpit::action::Keymap;
-use cockpit::app::{ContextSwitch, Loop};
+use cockpit::app::{ContextSwitch, Loop, SelectHook};
 use cockpit::audit::AuditLog;
 use cockpit::backend::docker::{self, DockerOptions, DockerWorkloads};
 use cockpit::backend::kube::{self as cluster, ClusterTarget, KubeBackend, KubeOptions};
@@ -231,8 +231,8 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
         let (requests, request_inbox) = mpsc::channel(64);
         if let Some(cluster) = cluster {
             let setup = KubeSetup { config: &config, base_dir: &base_dir, read_only, team_screen, audit };
-            let (state, switch) = start_kube(setup, cluster, keymap, &events, request_inbox)?;
-            return run_loop(state, &theme, Clock::system(), events, inbox, requests, Some(switch)).await;
+            let (state, hooks) = start_kube(setup, cluster, keymap, &events, request_inbox)?;
+            return run_loop(state, &theme, Clock::system(), events, inbox, requests, hooks).await;
         }
         match real {
             Some((prometheus, docker)) => {
@@ -295,7 +295,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 if let Some(source) = source {
                     tokio::spawn(prometheus::run(source, clock, events.clone()));
                 }
-                run_loop(state, &theme, clock, events, inbox, requests, None).await
+                run_loop(state, &theme, clock, events, inbox, requests, Hooks::default()).await
             }
             None => {
                 let clock = Clock::starting_at(options.start, speed);
@@ -315,7 +315,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 );
                 tokio::spawn(executor::run(Arc::new(executor), request_inbox, events.clone()));
                 tokio::spawn(sim::run(backend, clock, events.clone()));
-                run_loop(state, &theme, clock, events, inbox, requests, None).await
+                run_loop(state, &theme, clock, events, inbox, requests, Hooks::default()).await
             }
         }
     });
@@ -323,6 +323,13 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
     // process alive after the terminal is restored.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     result
+}
+
+/// What the loop calls back into a backend with.
+#[derive(Default)]
+struct Hooks {
+    switch_context: Option<ContextSwitch>,
+    on_select: Option<SelectHook>,
 }
 
 /// What a cockpit on a cluster is set up from.
@@ -343,7 +350,7 @@ fn start_kube(
     keymap: Keymap,
     events: &mpsc::Sender<Msg>,
     request_inbox: mpsc::Receiver<cockpit::event::Request>,
-) -> color_eyre::Result<(AppState, ContextSwitch)> {
+) -> color_eyre::Result<(AppState, Hooks)> {
     let KubeSetup { config, base_dir, read_only, team_screen, audit } = setup;
     let clock = Clock::system();
     let user = executor::current_user();
@@ -391,8 +398,12 @@ fn start_kube(
         }
     }
     tokio::spawn(cluster::run(kube.clone()));
-    let switch: ContextSwitch = Box::new(move |name| kube.switch_context(name));
-    Ok((state, switch))
+    let switching = kube.clone();
+    let hooks = Hooks {
+        switch_context: Some(Box::new(move |name| switching.switch_context(name))),
+        on_select: Some(Box::new(move |service| kube.focus(service))),
+    };
+    Ok((state, hooks))
 }
 
 fn spawn_executor<W: Workloads>(
@@ -473,9 +484,25 @@ fn headless_kube(
             &info.kind,
             &info.context,
         );
+        let full = op == Op::Promote { full: true };
         let request =
             Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
         match headless::act(&executor, request, yes, force.as_deref()).await {
+            Outcome::Done(summary) if full => {
+                println!("{service}: {summary}");
+                // Like `kubectl rollout status`: wait for the end of the promotion.
+                println!("{service}: waiting for the primary's rollout…");
+                match finish_promotion(&mut state, &mut inbox, &service, clock).await {
+                    Ok(done) => {
+                        println!("{service}: {done}");
+                        0
+                    }
+                    Err(problem) => {
+                        eprintln!("{service}: {problem}");
+                        1
+                    }
+                }
+            }
             Outcome::Done(summary) => {
                 println!("{service}: {summary}");
                 0
@@ -496,6 +523,36 @@ fn headless_kube(
     Ok(())
 }
 
+/// Follows a full promotion to its end: the canary emptied once the
+/// primary has rolled out, or the rollout failing.
+async fn finish_promotion(
+    state: &mut AppState,
+    inbox: &mut mpsc::Receiver<Msg>,
+    service: &str,
+    clock: Clock,
+) -> Result<String, String> {
+    use cockpit::domain::rollout::RolloutPhase;
+    let wait = async {
+        while let Some(msg) = inbox.recv().await {
+            cockpit::state::update(state, clock.now(), msg);
+            let Some(view) = state.service(service) else { continue };
+            if view.rollout.as_ref().is_some_and(|r| r.phase == RolloutPhase::Failed) {
+                return Err("the primary's rollout failed (progress deadline exceeded); roll back with \
+                            `cockpit rollback`"
+                    .to_owned());
+            }
+            if view.traffic.as_ref().is_some_and(|t| t.canary_image.is_none()) {
+                let image = view.rollout.as_ref().map(|r| r.image.clone()).unwrap_or_default();
+                return Ok(format!("promotion complete: the primary runs {image}, the canary is empty"));
+            }
+        }
+        Err("the Kubernetes source stopped".to_owned())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(900), wait)
+        .await
+        .unwrap_or_else(|_| Err("the promotion did not finish within 15 minutes".to_owned()))
+}
+
 /// Takes over the terminal and runs the loop until the user quits.
 async fn run_loop(
     mut state: AppState,
@@ -504,7 +561,7 @@ async fn run_loop(
     events: mpsc::Sender<Msg>,
     mut inbox: mpsc::Receiver<Msg>,
     requests: mpsc::Sender<cockpit::event::Request>,
-    switch_context: Option<ContextSwitch>,
+    hooks: Hooks,
 ) -> color_eyre::Result<()> {
     tokio::spawn(tui::signals(events.clone()));
     let mut guard = TerminalGuard::enter().wrap_err("cannot take over the terminal")?;
@@ -518,7 +575,8 @@ async fn run_loop(
         inbox: &mut inbox,
         requests,
         stats: Default::default(),
-        switch_context,
+        switch_context: hooks.switch_context,
+        on_select: hooks.on_select,
     };
     let result = app.run(&mut guard.terminal).await;
     drop(guard);

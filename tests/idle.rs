@@ -36,6 +36,7 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
         requests,
         stats: Default::default(),
         switch_context: None,
+        on_select: None,
     };
 
     tokio::select! {

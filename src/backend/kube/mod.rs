@@ -88,6 +88,10 @@ pub(crate) struct Inner {
     view: Mutex<View>,
     /// Wakes the source task to reconnect (a context switch).
     reconnect: Notify,
+    /// The service on screen: in a large fleet, the only one whose pods'
+    /// logs are followed.
+    focus: Mutex<Option<String>>,
+    refocus: Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +126,8 @@ impl KubeBackend {
                 connection: Mutex::new(None),
                 view: Mutex::new(View { targets, rollouts: BTreeMap::new() }),
                 reconnect: Notify::new(),
+                focus: Mutex::new(None),
+                refocus: Notify::new(),
             }),
         }
     }
@@ -147,6 +153,17 @@ impl KubeBackend {
         *lock(&self.inner.connection) = None;
         self.inner.reconnect.notify_one();
         Ok(())
+    }
+
+    /// The service the user is looking at. Every service's pods are
+    /// followed in a small fleet; in a large one only this one's are.
+    pub fn focus(&self, service: &str) {
+        let mut focus = lock(&self.inner.focus);
+        if focus.as_deref() != Some(service) {
+            *focus = Some(service.to_owned());
+            drop(focus);
+            self.inner.refocus.notify_one();
+        }
     }
 
     fn connection(&self) -> Result<Connection, BackendError> {

@@ -40,6 +40,9 @@ use tokio::task::JoinHandle;
 const SETTLE: Duration = Duration::from_millis(30);
 /// Kinds watched per namespace.
 const KINDS: usize = 5;
+/// Pods whose logs are followed at most, over all services; beyond it, only
+/// the focused service's pods are.
+const MAX_FOLLOWED: usize = 48;
 
 /// Exponential backoff without jitter, from `min` to `max`.
 struct Doubling {
@@ -377,7 +380,16 @@ impl Session {
         }
         self.sent.inventory = Some(services);
         loop {
-            let Some(update) = self.updates.recv().await else { return true };
+            let update = tokio::select! {
+                update = self.updates.recv() => update,
+                _ = self.inner.refocus.notified() => {
+                    if !self.report().await {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let Some(update) = update else { return true };
             self.fold(update);
             // Whatever else arrives meanwhile is reported with it.
             let settle = tokio::time::sleep(SETTLE);
@@ -634,6 +646,10 @@ impl Session {
             if !send(&inner, event).await {
                 return false;
             }
+        }
+        if wanted_logs.len() > MAX_FOLLOWED {
+            let focus = lock(&inner.focus).clone();
+            wanted_logs.retain(|_, follow| Some(&follow.service) == focus.as_ref());
         }
         self.follow_logs(wanted_logs);
         if !inner.options.read_only {
