@@ -1,7 +1,8 @@
 //! Seed data: a cockpit-labelled team in namespace `shop` (Deployments
 //! labelled `cockpit.dev/service`, `cockpit.dev/stage`, `cockpit.dev/track`,
 //! their Services and an HTTPRoute splitting `checkout` between its primary
-//! and canary tracks by weight) and filler Deployments and Pods in `fill`.
+//! and canary tracks by weight) and filler Deployments (each its own
+//! cockpit-labelled service) and Pods in `fill`.
 
 use super::resources::{self, Resource};
 use super::store::{ApiError, Store};
@@ -87,7 +88,8 @@ pub fn fillers(store: &mut Store, deployments: usize, pods: usize) -> Result<(),
     ensure_namespace(store, "fill")?;
     for i in 0..deployments {
         let name = format!("filler-{i:05}");
-        let labels = json!({"app": name});
+        // Labelled as services, so a cockpit watching `fill` shows them all.
+        let labels = json!({"app": name, "cockpit.dev/service": name, "cockpit.dev/stage": "production"});
         store.create(deployment_res, "fill", deployment(&name, &labels, 1, "fill/app:1"))?;
     }
     for i in 0..pods {
