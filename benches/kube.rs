@@ -129,10 +129,7 @@ fn main() {
             ("services on screen", format!("{}", state.services.len())),
             ("launch → first frame", format!("{:.1} ms", first_frame.as_secs_f64() * 1e3)),
             ("launch → all data on screen", format!("{:.0} ms", all_data.as_secs_f64() * 1e3)),
-            (
-                "initial requests",
-                format!("{} lists, {} watches", verb(&before, "list"), verb(&before, "watch")),
-            ),
+            ("initial requests", format!("{} lists, {} watches", verb(&before, "list"), verb(&before, "watch"))),
             ("RSS after the window", format!("{:.1} MiB", rss_mib())),
             ("CPU while idle", format!("{:.2} % of one core", cpu / window as f64 * 100.0)),
             ("list requests per minute, steady", format!("{:.1}", per_minute("list"))),
@@ -166,11 +163,8 @@ fn serve() {
         });
         while let Some(line) = rx.recv().await {
             if line.trim() == "counts" {
-                let counts: serde_json::Map<String, serde_json::Value> = server
-                    .request_counts()
-                    .into_iter()
-                    .map(|(verb, n)| (verb.as_str().to_owned(), n.into()))
-                    .collect();
+                let counts: serde_json::Map<String, serde_json::Value> =
+                    server.request_counts().into_iter().map(|(verb, n)| (verb.as_str().to_owned(), n.into())).collect();
                 println!("{}", serde_json::Value::Object(counts));
             }
         }

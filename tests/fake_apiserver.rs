@@ -10,75 +10,17 @@
 use cockpit::devtools::fake_apiserver::{AccessRule, Config, ControllerConfig, FakeApiServer, Verb};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+#[path = "common/kubectl.rs"]
+mod kubectl;
+
+use kubectl::{Kubectl, have_kubectl};
+
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn have_kubectl() -> bool {
-    let found = Command::new("kubectl")
-        .args(["version", "--client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "kubectl is required under CI=true but was not found");
-        eprintln!("note: kubectl not found; skipping this test");
-    }
-    found
-}
-
-/// kubectl with its own kubeconfig and cache directory.
-struct Kubectl {
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn new(server: &FakeApiServer) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = server.write_kubeconfig(dir.path()).expect("kubeconfig");
-        Self { dir, kubeconfig }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.dir.path().join("cache"));
-        cmd.args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("kubectl runs")
-    }
-
-    /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&all)).expect("kubectl prints JSON")
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("manifest written");
-        path
-    }
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

@@ -3,6 +3,8 @@
 //! the server, what the audit log and the cluster's Events record.
 
 mod common;
+#[path = "common/kubectl.rs"]
+mod kubectl;
 
 use cockpit::action::{Key, Keymap};
 use cockpit::audit::{AuditEntry, AuditLog};
@@ -552,6 +554,50 @@ async fn switching_context_resyncs_everything_from_the_other_cluster() {
         .await;
     cockpit.until("live on the other cluster", live).await;
     let _keep = Arc::new(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_manifests_apply_with_kubectl_and_a_replica_ratio_canary_steps_by_pods() {
+    if !kubectl::have_kubectl() {
+        return;
+    }
+    let server = FakeApiServer::start(server_config(None)).await.expect("the server");
+    let k = Arc::new(kubectl::Kubectl::new(&server));
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/k8s");
+    for file in
+        ["00-namespace.yaml", "10-checkout.yaml", "20-checkout-route.yaml", "30-catalog.yaml", "40-playground.yaml"]
+    {
+        let path = assets.join(file).display().to_string();
+        let kubectl = k.clone();
+        tokio::task::spawn_blocking(move || kubectl.ok(&["apply", "-f", &path])).await.expect("kubectl ran");
+    }
+    let mut cockpit = Cockpit::on(server, Setup::default()).await;
+    let stages: Vec<(&str, &str)> =
+        cockpit.state.services.iter().map(|s| (s.info.name.as_str(), s.info.stage.as_str())).collect();
+    assert_eq!(stages, [("playground", "prototype"), ("catalog", "production"), ("checkout", "mission-critical")]);
+    cockpit.until("checkout's route at 100/0", |s| weight(s, "checkout") == Some(0)).await;
+
+    let outcome = cockpit.act("catalog", Op::Deploy { image: "ghcr.io/stefanprodan/podinfo:6.7.1".into() }).await;
+    assert_eq!(done(&outcome), "canary ghcr.io/stefanprodan/podinfo:6.7.1 at 5 %");
+    assert_eq!(replicas(&deployment(&cockpit.other, "catalog").await), 3);
+    assert_eq!(replicas(&deployment(&cockpit.other, "catalog-canary").await), 1);
+    cockpit.until("the nearest reachable ratio", |s| weight(s, "catalog") == Some(25)).await;
+    cockpit.select("catalog");
+    assert!(cockpit.screen().contains("1 of 4 pods"), "{}", cockpit.screen());
+    let kubectl = k.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        kubectl.ok(&["-n", "shop", "rollout", "status", "deployment/catalog-canary", "--timeout=20s"])
+    })
+    .await
+    .expect("kubectl ran");
+    assert!(status.contains("successfully rolled out"), "{status}");
+
+    assert_eq!(done(&cockpit.act("catalog", Op::Promote { full: false }).await), "canary 25 → 50 %");
+    cockpit.until("2 of 4 pods", |s| weight(s, "catalog") == Some(50)).await;
+    assert!(cockpit.screen().contains("2 of 4 pods"), "{}", cockpit.screen());
+    done(&cockpit.act("catalog", Op::Rollback).await);
+    assert_eq!(replicas(&deployment(&cockpit.other, "catalog").await), 4);
+    assert_eq!(replicas(&deployment(&cockpit.other, "catalog-canary").await), 0);
 }
 
 #[test]
