@@ -1,7 +1,8 @@
 //! The real `cockpit --demo` binary in a pseudo-terminal, read through a
 //! terminal emulator: it draws the stage groups and the four panes, `?`
 //! shows help, and `q` or SIGTERM exits with the terminal restored.
-//! Few and serial: each test waits for text with a deadline.
+//! Few and serial: each test waits for text with a deadline. One runs it
+//! on the fake Kubernetes API server and promotes with a key.
 
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 use std::io::{Read, Write};
@@ -26,6 +27,10 @@ struct Running {
 }
 
 fn start(args: &[&str]) -> Running {
+    start_with(args, &[])
+}
+
+fn start_with(args: &[&str], env: &[(&str, &str)]) -> Running {
     let pty = native_pty_system();
     let pair = pty.openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).expect("a pty");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -37,6 +42,9 @@ fn start(args: &[&str]) -> Running {
     cmd.env("TERM", "xterm-256color");
     cmd.env_remove("NO_COLOR");
     cmd.env("XDG_CONFIG_HOME", dir.path());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     let child = pair.slave.spawn_command(cmd).expect("cockpit starts");
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().expect("a reader");
@@ -162,6 +170,42 @@ fn a_team_screen_process_stays_read_only_on_the_main_screen() {
     app.wait_for("Rollout · checkout");
     app.keys("p");
     app.wait_for("read-only: promote is disabled");
+    app.keys("q");
+    let status = app.wait_exit();
+    assert!(status.success(), "{status:?}");
+    app.assert_restored();
+}
+
+#[test]
+fn on_a_cluster_the_screen_fills_in_and_p_moves_the_route_weight_on_the_server() {
+    use cockpit::devtools::fake_apiserver::{Config, ControllerConfig, FakeApiServer};
+    let _serial = serial();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let controller = ControllerConfig { speed: 40.0, ..ControllerConfig::default() };
+    let server = runtime.block_on(FakeApiServer::start(Config { controller: Some(controller), ..Config::default() }));
+    let server = server.expect("the fake API server starts");
+    server.seed(0, 0).expect("seeded");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).expect("a kubeconfig");
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut app = start_with(&["--namespace", "shop"], &[("KUBECONFIG", kubeconfig.as_str())]);
+    app.wait_for("MISSION CRITICAL");
+    app.wait_for("● live");
+    app.wait_for("kubernetes fake");
+    assert!(!app.contents().contains("SIMULATED"), "{}", app.contents());
+    app.keys("G"); // the last service: checkout
+    app.wait_for("Canary · checkout");
+    app.keys("p");
+    app.wait_for("canary 10 → 25 %");
+    let _context = runtime.enter();
+    let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+    let routes: kube::Api<gateway_api::apis::standard::httproutes::HttpRoute> = kube::Api::namespaced(client, "shop");
+    let route = runtime.block_on(routes.get("checkout")).expect("the route");
+    let weights: Vec<i32> =
+        route.spec.rules.unwrap()[0].backend_refs.clone().unwrap().iter().filter_map(|b| b.weight).collect();
+    assert_eq!(weights, [75, 25]);
+    app.keys(":ctx\r");
+    app.wait_for("contexts: fake");
     app.keys("q");
     let status = app.wait_exit();
     assert!(status.success(), "{status:?}");
