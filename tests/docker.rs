@@ -15,7 +15,9 @@ mod engine;
 use cockpit::action::Keymap;
 use cockpit::audit::AuditLog;
 use cockpit::backend::docker::{self, DockerOptions, DockerWorkloads};
-use cockpit::backend::{NO_WORKLOADS, config_inventory};
+use cockpit::backend::{
+    ActionContext, BackendError, Change, Facts, NO_WORKLOADS, Plan, Snapshot, Split, Workloads, config_inventory,
+};
 use cockpit::clock::Clock;
 use cockpit::config::Config;
 use cockpit::domain::{RolloutPhase, Timestamp};
@@ -26,6 +28,8 @@ use cockpit::theme::Theme;
 use engine::Engine;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -35,6 +39,23 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 /// The backend, its source task, the executor and the state, wired as
 /// `main` wires them.
+/// A cluster that records what reaches it.
+#[derive(Clone, Default)]
+struct Recorder {
+    applied: Arc<AtomicU64>,
+}
+
+impl Workloads for Recorder {
+    async fn facts(&self, service: &str) -> Result<Facts, BackendError> {
+        Err(BackendError::NotFound(service.into()))
+    }
+
+    async fn apply(&self, _service: &str, plan: &Plan, _context: &ActionContext) -> Result<Change, BackendError> {
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        Ok(Change { before: Snapshot::default(), after: Snapshot::default(), summary: format!("{plan:?}") })
+    }
+}
+
 struct Rig {
     backend: DockerWorkloads,
     executor: Executor<DockerWorkloads>,
@@ -219,6 +240,18 @@ async fn a_rebuild_is_tagged_with_the_commit_and_shows_every_step() {
     let docker = engine.client().await;
     let image = docker.inspect_image(&tag).await.expect("the tagged image exists");
     assert!(image.repo_tags.unwrap_or_default().contains(&tag));
+
+    // Built here and never pushed: not sent to a cluster, which could not pull it.
+    let cluster = Recorder::default();
+    let split = Split { docker: rig.backend.clone(), cluster: cluster.clone() };
+    let acting = ActionContext { user: "tester".into(), token: 0 };
+    let local = split.apply("web", &Plan::DeployPrimary { image: tag.clone() }, &acting).await;
+    let Err(BackendError::Unsupported(why)) = local else { panic!("{local:?}") };
+    assert!(why.contains("never pushed") && why.contains(&format!("docker push {tag}")), "{why}");
+    assert_eq!(cluster.applied.load(Ordering::SeqCst), 0);
+    let remote = Plan::StartCanary { image: "registry.example/shop/web:1.0.0".into(), weight: 5 };
+    split.apply("web", &remote, &acting).await.expect("an image the engine does not hold goes to the cluster");
+    assert_eq!(cluster.applied.load(Ordering::SeqCst), 1);
 
     // Uncommitted changes: the tag says so.
     std::fs::write(context.join("new.txt"), "change").expect("change the context");

@@ -90,3 +90,26 @@ fn the_selection_follows_the_worst_service_until_the_user_moves() {
     h.advance(cockpit::domain::Millis(5_000));
     assert_eq!(h.state.selected_service().unwrap().info.name, chosen, "the user's choice sticks");
 }
+
+#[test]
+fn colon_ctx_switches_context_only_on_a_cluster_and_lists_the_known_ones() {
+    let mut h = Harness::new(Scenario::Calm);
+    let type_command = |h: &mut Harness, text: &str| {
+        h.send(Msg::Key(Key::char(':')));
+        assert!(matches!(h.state.modal, Some(Modal::Prompt { purpose: PromptPurpose::Command, .. })));
+        for c in text.chars() {
+            h.send(Msg::Key(Key::char(c)));
+        }
+        h.send(Msg::Key(Key::plain(KeyCode::Enter)))
+    };
+    assert!(type_command(&mut h, "ctx prod").is_empty(), "the simulated fleet has no contexts");
+    assert!(h.screen(160, 45).contains("contexts belong to the Kubernetes backend"));
+
+    h.state.backend.kind = "kubernetes".into();
+    h.state.contexts = vec!["prod".into(), "staging".into()];
+    assert!(type_command(&mut h, "ctx").is_empty());
+    assert!(h.screen(160, 45).contains("contexts: prod, staging"));
+    assert_eq!(type_command(&mut h, "ctx staging"), [Effect::SwitchContext("staging".into())]);
+    assert!(type_command(&mut h, "frobnicate").is_empty());
+    assert!(h.screen(160, 45).contains("unknown command `:frobnicate`"));
+}
