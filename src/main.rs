@@ -466,15 +466,7 @@ fn headless_kube(
             cockpit::state::update(&mut state, clock.now(), msg);
         }
         let (service, op, yes, force) = match command {
-            Command::Status { json } => {
-                let report = headless::status(&state);
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-                } else {
-                    print!("{}", headless::status_text(&report));
-                }
-                return if report.summary.paging > 0 { 1 } else { 0 };
-            }
+            Command::Status { json } => return print_status(&state, json),
             Command::Deploy { service, image, yes } => (service, Op::Deploy { image }, yes, None),
             Command::Promote { service, full, yes, force } => (service, Op::Promote { full }, yes, force),
             Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
@@ -503,24 +495,43 @@ fn headless_kube(
                     }
                 }
             }
-            Outcome::Done(summary) => {
-                println!("{service}: {summary}");
-                0
-            }
-            Outcome::Refused(reason) => {
-                eprintln!("{service}: refused: {reason}");
-                1
-            }
-            Outcome::Failed(error) => {
-                eprintln!("{service}: failed: {error}");
-                1
-            }
+            outcome => print_outcome(&service, outcome),
         }
     });
     if code != 0 {
         std::process::exit(code);
     }
     Ok(())
+}
+
+/// Prints the status table or JSON; the exit code says whether anything pages.
+fn print_status(state: &AppState, json: bool) -> i32 {
+    let report = cockpit::headless::status(state);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", cockpit::headless::status_text(&report));
+    }
+    if report.summary.paging > 0 { 1 } else { 0 }
+}
+
+/// Prints what an action did; 0 when it was done, 1 when refused or failed.
+fn print_outcome(service: &str, outcome: cockpit::headless::Outcome) -> i32 {
+    use cockpit::headless::Outcome;
+    match outcome {
+        Outcome::Done(summary) => {
+            println!("{service}: {summary}");
+            0
+        }
+        Outcome::Refused(reason) => {
+            eprintln!("{service}: refused: {reason}");
+            1
+        }
+        Outcome::Failed(error) => {
+            eprintln!("{service}: failed: {error}");
+            1
+        }
+    }
 }
 
 /// Follows a full promotion to its end: the canary emptied once the
@@ -605,7 +616,7 @@ async fn seed_timeline(audit: &AuditLog, (backend, context): &(String, String), 
 /// how it went (0 done or healthy, 1 refused, failed or paging).
 fn headless_main(command: Command, options: SimOptions, read_only: bool, audit: AuditLog) -> color_eyre::Result<()> {
     use cockpit::event::{Op, Request};
-    use cockpit::headless::{self, Outcome};
+    use cockpit::headless;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -620,15 +631,7 @@ fn headless_main(command: Command, options: SimOptions, read_only: bool, audit: 
             cockpit::state::update(&mut state, now, Msg::Source(event));
         }
         let (service, op, yes, force) = match command {
-            Command::Status { json } => {
-                let report = headless::status(&state);
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-                } else {
-                    print!("{}", headless::status_text(&report));
-                }
-                return if report.summary.paging > 0 { 1 } else { 0 };
-            }
+            Command::Status { json } => return print_status(&state, json),
             Command::Deploy { service, image, yes } => (service, Op::Deploy { image }, yes, None),
             Command::Promote { service, full, yes, force } => (service, Op::Promote { full }, yes, force),
             Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
@@ -643,20 +646,7 @@ fn headless_main(command: Command, options: SimOptions, read_only: bool, audit: 
         if info.simulated {
             println!("SIMULATED fleet ({})", info.scenario.as_deref().unwrap_or("calm"));
         }
-        match headless::act(&executor, request, yes, force.as_deref()).await {
-            Outcome::Done(summary) => {
-                println!("{service}: {summary}");
-                0
-            }
-            Outcome::Refused(reason) => {
-                eprintln!("{service}: refused: {reason}");
-                1
-            }
-            Outcome::Failed(error) => {
-                eprintln!("{service}: failed: {error}");
-                1
-            }
-        }
+        print_outcome(&service, headless::act(&executor, request, yes, force.as_deref()).await)
     });
     if code != 0 {
         std::process::exit(code);
