@@ -213,7 +213,7 @@ pub async fn run(backend: KubeBackend) {
         if !connection_state(&inner, ConnectionState::Connecting).await {
             return;
         }
-        let connection = match connect::connect(&target).await {
+        let mut connection = match connect::connect(&target).await {
             Ok(connection) => connection,
             Err(reason) => {
                 let state = ConnectionState::Disconnected { since: inner.clock.now(), reason };
@@ -228,6 +228,12 @@ pub async fn run(backend: KubeBackend) {
             }
         };
         delay = inner.options.backoff.0;
+        // A service configured in another namespace is watched there too.
+        for ns in inner.config.services.iter().filter_map(|s| s.kubernetes.namespace.as_ref()) {
+            if !connection.namespaces.contains(ns) {
+                connection.namespaces.push(ns.clone());
+            }
+        }
         *lock(&inner.connection) = Some(connection.clone());
         let mut session = Session::start(inner.clone(), connection);
         tokio::select! {
@@ -547,7 +553,23 @@ impl Session {
         }
         let mut events = Vec::new();
         let mut rollouts = BTreeMap::new();
-        let replica_sets = self.cache.replica_sets.all();
+        // Indexes, so a report costs O(objects), not O(services × objects).
+        let mut by_owner: HashMap<&str, Vec<&ReplicaSet>> = HashMap::new();
+        for rs in self.cache.replica_sets.objects.values() {
+            for owner in rs.metadata.owner_references.iter().flatten().filter(|o| o.kind == "Deployment") {
+                by_owner.entry(owner.uid.as_str()).or_default().push(rs);
+            }
+        }
+        let mut running: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
+        for pod in self.cache.pods.objects.values() {
+            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+                continue;
+            }
+            let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+            for (key, value) in pod.metadata.labels.iter().flatten() {
+                running.entry((ns, key.as_str(), value.as_str())).or_default().push(pod);
+            }
+        }
         let mut wanted_logs: HashMap<(String, String), Follow> = HashMap::new();
         let mut finished_promotions = Vec::new();
         for target in &targets {
@@ -555,7 +577,8 @@ impl Session {
             let Some(primary) = self.cache.deployments.get(ns, &target.primary) else { continue };
             let canary = self.cache.deployments.get(ns, &target.canary_deployment);
             let route = target.route.as_deref().and_then(|name| self.cache.routes.get(ns, name));
-            let status = model::rollout_status(primary, &replica_sets, target.container.as_deref());
+            let owned = primary.metadata.uid.as_deref().and_then(|uid| by_owner.get(uid)).cloned().unwrap_or_default();
+            let status = model::rollout_status(primary, &owned, target.container.as_deref());
             if model::promoting(primary).is_some()
                 && status.phase == RolloutPhase::Complete
                 && status.generation_observed()
@@ -566,7 +589,7 @@ impl Session {
                 self.sent.rollouts.insert(target.name.clone(), status.clone());
                 events.push(SourceEvent::Rollout { service: target.name.clone(), status: status.clone() });
             }
-            for rs in model::owned(primary, &replica_sets) {
+            for rs in owned {
                 let Some(number) = model::revision_number(rs) else { continue };
                 let uid = rs.metadata.uid.clone().unwrap_or_default();
                 let key = format!("rs/{uid}/{number}");
@@ -613,9 +636,10 @@ impl Session {
             }
             for (deployment, track) in [(Some(primary), Track::Primary), (canary, Track::Canary)] {
                 let Some(deployment) = deployment else { continue };
-                for pod in self.cache.pods.all() {
-                    let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-                    if running && model::selects(deployment, pod) {
+                let first = deployment.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()?.iter().next());
+                let Some((key, value)) = first else { continue };
+                for pod in running.get(&(ns, key.as_str(), value.as_str())).into_iter().flatten() {
+                    if model::selects(deployment, pod) {
                         let name = pod.metadata.name.clone().unwrap_or_default();
                         let follow = Follow {
                             service: target.name.clone(),
