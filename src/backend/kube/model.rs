@@ -336,6 +336,14 @@ pub fn traffic(
             (percent(primary_replicas, canary_replicas), note)
         }
     };
+    // A canary that is not ready yet cannot serve its share: say so.
+    let ready = canary.and_then(|c| c.status.as_ref()).map_or(0, |s| count(s.ready_replicas));
+    let note = match note {
+        Some(note) if canary_replicas > 0 && ready < canary_replicas => {
+            Some(format!("{note} · canary {ready}/{canary_replicas} ready"))
+        }
+        other => other,
+    };
     Traffic {
         primary_image: image(primary, container),
         canary_image,
