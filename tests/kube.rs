@@ -614,6 +614,59 @@ async fn the_example_manifests_apply_with_kubectl_and_a_replica_ratio_canary_ste
     assert_eq!(replicas(&deployment(&cockpit.other, "catalog-canary").await), 0);
 }
 
+/// A cockpit on `target` that never connects; returns the screen once the
+/// source has said why.
+async fn unreachable_screen(target: ClusterTarget) -> String {
+    let config: Config = toml::from_str("").expect("an empty config");
+    let (events, mut inbox) = mpsc::channel(64);
+    let options =
+        KubeOptions { backoff: (Duration::from_millis(50), Duration::from_millis(200)), ..KubeOptions::default() };
+    let backend = KubeBackend::new(&config, target, Clock::system(), events, options);
+    let source = tokio::spawn(cockpit::backend::kube::run(backend));
+    let info = cockpit::event::BackendInfo {
+        kind: "kubernetes".into(),
+        context: "x".into(),
+        simulated: false,
+        scenario: None,
+    };
+    let mut state = AppState::new(info, Keymap::default(), false, 100);
+    let wait = async {
+        while let Some(msg) = inbox.recv().await {
+            update(&mut state, cockpit::domain::Timestamp::now(), msg);
+            if matches!(state.connections.get("kubernetes"), Some(ConnectionState::Disconnected { .. })) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait).await.expect("the source says why it is not connected");
+    source.abort();
+    common::render(&state, 120, 36, &Theme::default())
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_or_a_wrong_context_is_a_state_on_screen() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "gone", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "s3cr3t-token"}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "u"}}],
+        "current-context": "gone",
+    });
+    std::fs::write(&kubeconfig, config.to_string()).expect("written");
+    let target = ClusterTarget { kubeconfig: Some(kubeconfig.clone()), context: None, namespaces: vec![] };
+    let screen = unreachable_screen(target).await;
+    assert!(screen.contains("disconnected since"), "{screen}");
+    assert!(screen.contains("cannot reach http://127.0.0.1:9"), "{screen}");
+    assert!(screen.contains("the cluster up and reachable from here?"), "the pane has the whole reason:\n{screen}");
+    assert!(!screen.contains("s3cr3t-token"));
+
+    let target = ClusterTarget { kubeconfig: Some(kubeconfig), context: Some("prod".into()), namespaces: vec![] };
+    let screen = unreachable_screen(target).await;
+    assert!(screen.contains("no context `prod` in the kubeconfig (it has: gone)"), "{screen}");
+}
+
 #[test]
 fn the_headless_status_reads_the_cluster() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");

@@ -3,12 +3,13 @@
 
 use super::{bar, fit, pad, pane_block, title};
 use crate::domain::rollout::RolloutPhase;
+use crate::event::ConnectionState;
 use crate::state::{AppState, Pane};
 use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let service = state.selected_service();
@@ -19,7 +20,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let width = inner.width as usize;
     let height = inner.height as usize;
 
-    let Some(service) = service else { return };
+    let Some(service) = service else {
+        no_services(frame, inner, state, theme);
+        return;
+    };
     let mut lines: Vec<Line> = Vec::new();
     let build_line = service.build.as_ref().map(|b| {
         let elapsed = b.finished.unwrap_or(state.now).since(b.started);
@@ -129,4 +133,30 @@ fn conditions_line<'a>(rollout: &crate::domain::RolloutStatus, width: usize, the
         return Line::from(kept);
     }
     Line::from(spans)
+}
+
+/// With no service to show, the pane says why: each source's problem in
+/// full (the header has room for a few words only), or that it waits.
+fn no_services(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let mut lines = Vec::new();
+    for (source, connection) in &state.connections {
+        match connection {
+            ConnectionState::Disconnected { since, reason } => {
+                lines.push(Line::styled(format!("✗ {source}, since {}:", since.clock()), theme.bad));
+                lines.push(Line::styled(reason.clone(), theme.text));
+            }
+            ConnectionState::Connecting => lines.push(Line::styled(format!("○ connecting to {source}…"), theme.dim)),
+            ConnectionState::Live => lines.push(Line::styled(
+                format!(
+                    "● {source} is live, but no services were found: label Deployments with \
+                     cockpit.dev/service, or list them as [[service]] in cockpit.toml"
+                ),
+                theme.dim,
+            )),
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("no services yet", theme.dim));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
