@@ -378,6 +378,8 @@ fn start_kube(
         }
         None => Default::default(),
     };
+    let current = kube.clone();
+    let context_now: executor::ContextNow = Box::new(move || current.context().unwrap_or_default());
     match &config.docker {
         Some(_) => {
             let options = DockerOptions {
@@ -389,12 +391,14 @@ fn start_kube(
             tokio::spawn(docker::run(docker.clone()));
             let split = Split { docker, cluster: kube.clone() };
             let executor = Executor::new(GatedByMetrics { workloads: split, metrics }, read_only, audit, clock);
-            spawn_executor(executor.with_identity(&user, &info.kind, &info.context), request_inbox, events);
+            let executor = executor.with_identity(&user, &info.kind, &info.context).with_context_now(context_now);
+            spawn_executor(executor, request_inbox, events);
         }
         None => {
             let gated = GatedByMetrics { workloads: kube.clone(), metrics };
             let executor = Executor::new(gated, read_only, audit, clock);
-            spawn_executor(executor.with_identity(&user, &info.kind, &info.context), request_inbox, events);
+            let executor = executor.with_identity(&user, &info.kind, &info.context).with_context_now(context_now);
+            spawn_executor(executor, request_inbox, events);
         }
     }
     tokio::spawn(cluster::run(kube.clone()));
@@ -471,15 +475,29 @@ fn headless_kube(
             Command::Promote { service, full, yes, force } => (service, Op::Promote { full }, yes, force),
             Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
         };
-        let executor = Executor::new(kube, read_only, audit, clock).with_identity(
-            &executor::current_user(),
-            &info.kind,
-            &info.context,
-        );
+        let user = executor::current_user();
         let full = op == Op::Promote { full: true };
         let request =
             Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
-        match headless::act(&executor, request, yes, force.as_deref()).await {
+        let force = force.as_deref();
+        let outcome = match &config.docker {
+            // An image built here and never pushed is refused, as in the TUI.
+            Some(_) => {
+                let base_dir = std::env::current_dir().unwrap_or_default();
+                let (events, _) = mpsc::channel(1);
+                let docker = DockerWorkloads::new(config, &base_dir, clock, events, DockerOptions::default());
+                let split = Split { docker, cluster: kube };
+                let executor = Executor::new(split, read_only, audit, clock);
+                let executor = executor.with_identity(&user, &info.kind, &info.context);
+                headless::act(&executor, request, yes, force).await
+            }
+            None => {
+                let executor = Executor::new(kube, read_only, audit, clock);
+                let executor = executor.with_identity(&user, &info.kind, &info.context);
+                headless::act(&executor, request, yes, force).await
+            }
+        };
+        match outcome {
             Outcome::Done(summary) if full => {
                 println!("{service}: {summary}");
                 // Like `kubectl rollout status`: wait for the end of the promotion.

@@ -347,8 +347,13 @@ async fn promotion_moves_the_route_weights_step_by_step_then_fully() {
             s.service("checkout").and_then(|v| v.traffic.as_ref()).is_some_and(|t| t.canary_image.is_none())
         })
         .await;
-    let reasons: Vec<String> = cockpit_events(&cockpit.other).await.into_iter().map(|(r, _)| r).collect();
-    assert_eq!(reasons.iter().filter(|r| *r == "CockpitPromote").count(), 4, "{reasons:?}");
+    cockpit
+        .until_server("four CockpitPromote Events, the last saying it is complete", |client| async move {
+            let events = cockpit_events(&client).await;
+            events.iter().filter(|(reason, _)| reason == "CockpitPromote").count() == 4
+                && events.iter().any(|(_, message)| message.contains("promotion complete"))
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -435,7 +440,18 @@ async fn a_change_made_in_between_survives_and_the_conflict_is_shown_and_audited
 
 #[tokio::test]
 async fn a_server_restart_is_shown_and_followed_by_a_resync() {
-    let mut cockpit = Cockpit::start(Setup::default()).await;
+    let mut config = server_config(None);
+    // Little watch history: the writes made during the outage push the
+    // watchers' resourceVersion out of it, so they get 410 Gone and list again.
+    config.history_limit = 4;
+    let server = FakeApiServer::start(config).await.expect("the server");
+    server.seed(0, 0).expect("seeded");
+    let mut cockpit = Cockpit::on(server, Setup::default()).await;
+    cockpit
+        .until("every rollout complete", |s| {
+            s.services.iter().all(|v| v.rollout.as_ref().is_some_and(|r| r.phase == RolloutPhase::Complete))
+        })
+        .await;
     cockpit.select("checkout");
     cockpit.server.pause().await;
     cockpit
@@ -454,9 +470,21 @@ async fn a_server_restart_is_shown_and_followed_by_a_resync() {
             "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "shop/search:1"}]}}},
     });
     cockpit.server.create("apps", "v1", "deployments", "shop", search).expect("created");
+    cockpit.server.delete("apps", "v1", "deployments", "shop", "frontend").expect("deleted");
+    for i in 0..6 {
+        let filler = json!({"metadata": {"name": format!("other-{i}")}});
+        cockpit.server.create("", "v1", "namespaces", "", filler).expect("created");
+    }
+    let lists = cockpit.server.requests(Verb::List);
     cockpit.server.resume().await.expect("the server is back");
-    cockpit.until("live again with the new service", |s| live(s) && s.service("search").is_some()).await;
-    assert!(cockpit.screen().contains("search"));
+    cockpit
+        .until("live again, with the new service and without the deleted one", |s| {
+            live(s) && s.service("search").is_some() && s.service("frontend").is_none()
+        })
+        .await;
+    assert!(cockpit.server.requests(Verb::List) > lists, "the watchers listed again after 410 Gone");
+    let screen = cockpit.screen();
+    assert!(screen.contains("search") && !screen.contains("frontend"), "{screen}");
 }
 
 #[tokio::test]
@@ -472,11 +500,35 @@ async fn read_only_sends_no_writes_at_all_and_without_it_the_same_actions_do() {
         ]
     };
     let mut reader = Cockpit::start(Setup { read_only: true, ..Setup::default() }).await;
+    // A full promotion someone else started: a read-only cockpit does not finish it.
+    let api = Api::<Deployment>::namespaced(reader.other.clone(), "shop");
+    let mut checkout = api.get("checkout").await.expect("checkout");
+    checkout
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(cockpit::backend::kube::ANNOTATION_PROMOTING.into(), "shop/checkout:2.1.0".into());
+    api.replace("checkout", &PostParams::default(), &checkout).await.expect("marked");
+    let mut payments = api.get("payments").await.expect("payments");
+    payments.spec.as_mut().expect("spec").replicas = Some(3);
+    api.replace("payments", &PostParams::default(), &payments).await.expect("scaled");
+    // Seen in order on one watch: once the scale is on screen, so is the mark.
+    reader
+        .until("the mark and the scale seen", |s| {
+            let done = |name| {
+                s.service(name).and_then(|v| v.rollout.as_ref()).is_some_and(|r| r.phase == RolloutPhase::Complete)
+            };
+            done("checkout")
+                && s.service("payments").and_then(|v| v.rollout.as_ref()).is_some_and(|r| r.replicas.desired == 3)
+        })
+        .await;
+    let before = reader.writes();
     for (service, op) in ops() {
         let outcome = reader.act(service, op).await;
         assert!(matches!(outcome, ExecEvent::Refused { .. }), "{outcome:?}");
     }
-    assert_eq!(reader.writes(), 0, "{:?}", reader.server.request_counts());
+    assert_eq!(before, 2, "the test's own two writes");
+    assert_eq!(reader.writes(), before, "none from the cockpit: {:?}", reader.server.request_counts());
     assert!(reader.server.requests(Verb::Review) > 0, "access reviews are still asked");
     reader.select("checkout");
     let screen = reader.screen();
@@ -567,7 +619,15 @@ async fn switching_context_resyncs_everything_from_the_other_cluster() {
         })
         .await;
     cockpit.until("live on the other cluster", live).await;
-    let _keep = Arc::new(other);
+    // Nothing is left behind on the old cluster: every watch stream closed.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while cockpit.server.open_watches() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "watches left open on the old server");
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(50), cockpit.inbox.recv()).await {
+            update(&mut cockpit.state, cockpit::domain::Timestamp::now(), msg);
+        }
+    }
+    assert!(other.open_watches() > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,7 +652,11 @@ async fn the_example_manifests_apply_with_kubectl_and_a_replica_ratio_canary_ste
     cockpit.until("checkout's route at 100/0", |s| weight(s, "checkout") == Some(0)).await;
 
     let outcome = cockpit.act("catalog", Op::Deploy { image: "ghcr.io/stefanprodan/podinfo:6.7.1".into() }).await;
-    assert_eq!(done(&outcome), "canary ghcr.io/stefanprodan/podinfo:6.7.1 at 5 %");
+    let summary = done(&outcome);
+    assert!(
+        summary.starts_with("canary ghcr.io/stefanprodan/podinfo:6.7.1 at 5 % (effective 25 %: 1 of 4 pods"),
+        "the toast says where the ratio landed: {summary}"
+    );
     assert_eq!(replicas(&deployment(&cockpit.other, "catalog").await), 3);
     assert_eq!(replicas(&deployment(&cockpit.other, "catalog-canary").await), 1);
     cockpit.until("the nearest reachable ratio", |s| weight(s, "catalog") == Some(25)).await;
@@ -606,7 +670,8 @@ async fn the_example_manifests_apply_with_kubectl_and_a_replica_ratio_canary_ste
     .expect("kubectl ran");
     assert!(status.contains("successfully rolled out"), "{status}");
 
-    assert_eq!(done(&cockpit.act("catalog", Op::Promote { full: false }).await), "canary 25 → 50 %");
+    let summary = done(&cockpit.act("catalog", Op::Promote { full: false }).await).to_owned();
+    assert!(summary.starts_with("canary 25 → 50 %"), "{summary}");
     cockpit.until("2 of 4 pods", |s| weight(s, "catalog") == Some(50)).await;
     assert!(cockpit.screen().contains("2 of 4 pods"), "{}", cockpit.screen());
     done(&cockpit.act("catalog", Op::Rollback).await);
@@ -674,8 +739,11 @@ fn the_headless_status_reads_the_cluster() {
     server.seed(0, 0).expect("seeded");
     let dir = tempfile::tempdir().expect("a temp dir");
     let kubeconfig = server.write_kubeconfig(dir.path()).expect("a kubeconfig");
+    let empty = dir.path().join("cockpit.toml");
+    std::fs::write(&empty, "").expect("an empty config");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
-        .args(["--namespace", "shop", "status", "--json"])
+        .args(["--namespace", "shop", "status", "--json", "--config"])
+        .arg(&empty)
         .env("KUBECONFIG", &kubeconfig)
         .current_dir(dir.path())
         .output()

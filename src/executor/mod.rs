@@ -26,7 +26,12 @@ pub struct Executor<W> {
     clock: Clock,
     /// Calls that reached the backend's `apply`: what read-only must keep at 0.
     applied: Arc<AtomicU64>,
+    /// The context as it is now, for a backend that can switch (`:ctx`).
+    context_now: Option<ContextNow>,
 }
+
+/// Says which context the backend is on at the moment of an action.
+pub type ContextNow = Box<dyn Fn() -> String + Send + Sync>;
 
 impl<W: Workloads> Executor<W> {
     pub fn new(workloads: W, read_only: bool, audit: AuditLog, clock: Clock) -> Self {
@@ -39,7 +44,15 @@ impl<W: Workloads> Executor<W> {
             context: String::new(),
             clock,
             applied: Arc::new(AtomicU64::new(0)),
+            context_now: None,
         }
+    }
+
+    /// Audit entries name the context `now` returns at the time of each
+    /// action, not the one at startup.
+    pub fn with_context_now(mut self, now: ContextNow) -> Self {
+        self.context_now = Some(now);
+        self
     }
 
     pub fn with_identity(mut self, user: &str, backend: &str, context: &str) -> Self {
@@ -107,7 +120,7 @@ impl<W: Workloads> Executor<W> {
             time: AuditEntry::at(self.clock.now()),
             user: self.user.clone(),
             backend: self.backend.clone(),
-            context: self.context.clone(),
+            context: self.context_now.as_ref().map_or_else(|| self.context.clone(), |now| now()),
             service: request.service.clone(),
             action: request.op.name().into(),
             forced,

@@ -50,10 +50,22 @@ pub fn decide(request: &Request, facts: &Facts, read_only: bool) -> Decision {
     }
 }
 
+fn promotion_in_flight(request: &Request, facts: &Facts) -> Option<Decision> {
+    facts.promoting.then(|| {
+        Decision::Refuse(format!(
+            "a full promotion of {} is in progress: wait for the primary's rollout, or roll back",
+            request.service
+        ))
+    })
+}
+
 fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
     let image = image.trim();
     if image.is_empty() || image.chars().any(char::is_whitespace) {
         return Decision::Refuse(format!("`{image}` is not an image reference"));
+    }
+    if let Some(refusal) = promotion_in_flight(request, facts) {
+        return refusal;
     }
     if !facts.stage.uses_canary() {
         if image == facts.primary_image {
@@ -86,6 +98,9 @@ fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
 
 fn promote(request: &Request, facts: &Facts, full: bool) -> Decision {
     let service = request.service.as_str();
+    if let Some(refusal) = promotion_in_flight(request, facts) {
+        return refusal;
+    }
     if !facts.stage.uses_canary() {
         return Decision::Refuse("prototypes deploy straight to the primary: nothing to promote".into());
     }

@@ -532,6 +532,7 @@ fn with_service(state: &mut AppState, name: &str, change: impl FnOnce(&mut Servi
 }
 
 fn set_inventory(state: &mut AppState, backend: BackendInfo, infos: Vec<ServiceInfo>) {
+    let infos_empty = infos.is_empty();
     let selected = state.selected_service().map(|s| s.info.name.clone());
     let mut old: BTreeMap<String, ServiceView> = state.services.drain(..).map(|s| (s.info.name.clone(), s)).collect();
     let mut services: Vec<ServiceView> = infos
@@ -548,6 +549,10 @@ fn set_inventory(state: &mut AppState, backend: BackendInfo, infos: Vec<ServiceI
     state.services = services;
     state.index = state.services.iter().enumerate().map(|(i, s)| (s.info.name.clone(), i)).collect();
     state.recompute_impacts();
+    if state.backend.kind == backend.kind && state.backend.context != backend.context && infos_empty {
+        // Another cluster (`:ctx`): its history is not this one's.
+        state.timeline.clear();
+    }
     state.backend = backend;
     match selected.as_deref().and_then(|n| state.service_index(n)) {
         Some(index) => state.selected = index,

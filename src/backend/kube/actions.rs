@@ -1,8 +1,11 @@
 //! The writes behind each plan. Objects are read fresh; every write is a
 //! replace that carries the resourceVersion it was read at, so the API
-//! server refuses it (409) if anyone changed the object in between. Each
-//! action ends with a Kubernetes Event on the object it changed, so other
-//! cockpits and `kubectl get events` see who did what.
+//! server refuses it (409) if anyone changed the object in between. A 409
+//! caused only by status or metadata (a controller's status update, a
+//! label) is met by making the same change to the fresh object; a changed
+//! spec is a conflict, reported, never overwritten. Each action ends with a
+//! Kubernetes Event on the object it changed, so other cockpits and
+//! `kubectl get events` see who did what.
 
 use super::backend_error;
 use super::model::{self, Target};
@@ -26,6 +29,9 @@ pub const REASON_RESTART: &str = "CockpitRestart";
 pub const ANNOTATION_USER: &str = "cockpit.dev/user";
 /// `kubectl rollout restart` sets this on the pod template.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+/// Set beside `cockpit.dev/promoting`: the primary's revision before the
+/// promotion, which a roll back during it returns to.
+pub const ANNOTATION_PROMOTED_FROM: &str = "cockpit.dev/promoted-from-revision";
 
 /// A service's objects as read at one moment.
 #[derive(Debug, Clone)]
@@ -156,19 +162,15 @@ pub async fn apply(
     }
     let before = read.snapshot(target);
     let writer = Writer { client, target, user: &context.user, clock };
+    let container = target.container.as_deref();
     let (summary, reason, on) = match plan {
         Plan::DeployPrimary { image } => {
-            let from = model::image(&read.primary, target.container.as_deref());
-            let mut primary = read.primary.clone();
-            set_image(&mut primary, target, image)?;
-            let written = writer.deployment(primary, &read.primary).await?;
+            let from = model::image(&read.primary, container);
+            let written = writer.deployment(&read.primary, |d| set_image(d, target, image)).await?;
             (format!("image {from} → {image}"), REASON_DEPLOY, reference(&written))
         }
         Plan::StartCanary { image, weight } => {
-            let canary = read.canary.clone().ok_or_else(|| no_canary(target))?;
-            let mut canary = canary;
-            set_image(&mut canary, target, image)?;
-            let on = writer.shift(&read, Some(canary), *weight).await?;
+            let on = writer.shift(&read, Some(image), *weight).await?;
             (format!("canary {image} at {weight} %"), REASON_DEPLOY, on)
         }
         Plan::SetCanaryWeight { from, to } => {
@@ -177,25 +179,31 @@ pub async fn apply(
         }
         Plan::PromoteFull => {
             let canary = read.canary.as_ref().ok_or_else(|| no_canary(target))?;
-            let image = model::image(canary, target.container.as_deref());
-            let mut primary = read.primary.clone();
-            copy_template(&mut primary, canary);
-            primary
-                .metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(model::ANNOTATION_PROMOTING.into(), image.clone());
-            let written = writer.deployment(primary, &read.primary).await?;
+            let image = model::image(canary, container);
+            let from_revision = read.revisions(target).first().map(|r| r.number.to_string()).unwrap_or_default();
+            let written = writer
+                .deployment(&read.primary, |primary| {
+                    copy_template(primary, canary);
+                    let annotations = primary.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                    annotations.insert(model::ANNOTATION_PROMOTING.into(), image.clone());
+                    annotations.insert(ANNOTATION_PROMOTED_FROM.into(), from_revision.clone());
+                    Ok(())
+                })
+                .await?;
             let summary = format!("promoting {image} to the primary; traffic returns to it when its rollout completes");
             (summary, REASON_PROMOTE, reference(&written))
         }
         Plan::AbortCanary => {
             let mut notes = Vec::new();
+            let mut read = read.clone();
             if model::promoting(&read.primary).is_some() {
-                let undone = writer.undo(&read).await?;
-                notes.push(format!("primary back to revision {undone}"));
+                let wanted = read.primary.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PROMOTED_FROM));
+                let wanted = wanted.and_then(|r| r.parse().ok());
+                let (revision, primary) = writer.undo(&read, wanted).await?;
+                notes.push(format!("primary back to revision {revision}"));
+                read.primary = primary;
             }
-            let on = writer.shift(&read, None, 0).await?;
+            let on = writer.shift(&read, None, 0).await.map_err(|e| partly(e, &notes))?;
             let canary = before.canary_image.clone().unwrap_or_else(|| "canary".into());
             notes.insert(0, format!("{canary} emptied: {} → 0 %, scaled to 0", before.weight));
             (notes.join("; "), REASON_ROLLBACK, on)
@@ -207,22 +215,22 @@ pub async fn apply(
                     target.primary
                 )));
             }
-            let revision = writer.undo(&read).await?;
+            let (revision, written) = writer.undo(&read, None).await?;
             let image = read.revisions(target).into_iter().find(|r| r.number == revision).map(|r| r.image);
             let summary = format!("rolled back to revision {revision} ({})", image.unwrap_or_default());
-            (summary, REASON_ROLLBACK, reference(&read.primary))
+            (summary, REASON_ROLLBACK, reference(&written))
         }
         Plan::Restart => {
-            let mut primary = read.primary.clone();
-            if let Some(spec) = primary.spec.as_mut() {
-                spec.template
-                    .metadata
-                    .get_or_insert_with(ObjectMeta::default)
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(RESTARTED_AT.into(), clock.now().rfc3339());
-            }
-            let written = writer.deployment(primary, &read.primary).await?;
+            let now = clock.now().rfc3339();
+            let written = writer
+                .deployment(&read.primary, |primary| {
+                    if let Some(spec) = primary.spec.as_mut() {
+                        let meta = spec.template.metadata.get_or_insert_with(ObjectMeta::default);
+                        meta.annotations.get_or_insert_with(BTreeMap::new).insert(RESTARTED_AT.into(), now.clone());
+                    }
+                    Ok(())
+                })
+                .await?;
             ("restarted: every pod is replaced".to_owned(), REASON_RESTART, reference(&written))
         }
         Plan::Rebuild => return Err(BackendError::Unsupported("rebuilding needs [docker] in cockpit.toml".into())),
@@ -232,16 +240,37 @@ pub async fn apply(
             ));
         }
     };
-    let mut after = Read::fetch(client, target).await.map(|r| r.snapshot(target)).unwrap_or_else(|_| before.clone());
+    let fresh = Read::fetch(client, target).await.ok();
+    let mut after = fresh.as_ref().map_or_else(|| before.clone(), |r| r.snapshot(target));
     if let Plan::UndoPrimary = plan {
         // The controller creates the new revision later; say what it will be.
         after.revision = before.revision.map(|r| r + 1);
     }
     let mut summary = summary;
+    // A replica-ratio canary reaches only the ratios its pods allow: say where it landed.
+    if let (Plan::StartCanary { weight, .. } | Plan::SetCanaryWeight { to: weight, .. }, Some(fresh)) = (plan, &fresh) {
+        let traffic = model::traffic(target, &fresh.primary, fresh.canary.as_ref(), fresh.route.as_ref());
+        if traffic.target_weight != *weight {
+            let how = traffic.note.map(|n| format!(": {n}")).unwrap_or_default();
+            summary.push_str(&format!(" (effective {} %{how})", traffic.target_weight));
+        }
+    }
     if let Err(why) = writer.event(on, reason, &summary).await {
         summary.push_str(&format!(" (no Event recorded: {why})"));
     }
     Ok(Change { before, after, summary })
+}
+
+/// An error after some writes went through: says which did.
+fn partly(error: BackendError, done: &[String]) -> BackendError {
+    if done.is_empty() {
+        return error;
+    }
+    let done = done.join("; ");
+    match error {
+        BackendError::Conflict(what) => BackendError::Conflict(format!("{what}; already done: {done}")),
+        other => BackendError::Failed(format!("{other}; already done: {done}")),
+    }
 }
 
 /// What a decision about a Deployment rests on: which object, its spec's
@@ -312,29 +341,30 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn deployments(&self) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), &self.target.namespace)
-    }
-
-    /// Replaces a Deployment, at the resourceVersion it carries. When the
-    /// server refuses (409) because only its status or bookkeeping moved
-    /// on, the same change is made to the fresh object and sent again; when
-    /// its spec or promotion mark changed, it is a conflict.
-    pub async fn deployment(&self, changed: Deployment, based_on: &Deployment) -> Result<Deployment, BackendError> {
-        let name = changed.metadata.name.clone().unwrap_or_default();
+    /// Makes `change` to a Deployment as read (`based_on`) and replaces it
+    /// at that resourceVersion. On a 409 the object is read again: if its
+    /// spec or promotion mark moved on, it is a conflict; if only status or
+    /// metadata did, the same change is made to the fresh object, which
+    /// keeps what the other writer did.
+    pub async fn deployment(
+        &self,
+        based_on: &Deployment,
+        change: impl Fn(&mut Deployment) -> Result<(), BackendError>,
+    ) -> Result<Deployment, BackendError> {
+        let name = based_on.metadata.name.clone().unwrap_or_default();
         let what = describe("Deployment", &self.target.namespace, &name);
-        let api = self.deployments();
-        let mut attempt = changed;
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.target.namespace);
+        let mut current = based_on.clone();
         for _ in 0..RETRIES {
+            let mut attempt = current.clone();
+            change(&mut attempt)?;
             match api.replace(&name, &PostParams::default(), &attempt).await {
                 Err(kube::Error::Api(status)) if status.code == 409 => {
                     let fresh = api.get(&name).await.map_err(|e| backend_error(&what, e))?;
                     if deployment_basis(&fresh) != deployment_basis(based_on) {
                         return Err(BackendError::Conflict(what));
                     }
-                    // Only status moved on: the same change, on the fresh object.
-                    attempt.metadata.resource_version = fresh.metadata.resource_version.clone();
-                    attempt.status = fresh.status;
+                    current = fresh;
                 }
                 result => return result.map_err(|e| backend_error(&what, e)),
             }
@@ -342,20 +372,28 @@ impl Writer<'_> {
         Err(BackendError::Conflict(what))
     }
 
-    async fn route(&self, changed: HttpRoute, based_on: &HttpRoute) -> Result<HttpRoute, BackendError> {
-        let name = changed.metadata.name.clone().unwrap_or_default();
+    /// The same as `deployment`, for an HTTPRoute (its generation is its basis).
+    async fn route(
+        &self,
+        based_on: &HttpRoute,
+        change: impl Fn(&mut HttpRoute) -> Result<(), BackendError>,
+    ) -> Result<HttpRoute, BackendError> {
+        let name = based_on.metadata.name.clone().unwrap_or_default();
         let what = describe("HTTPRoute", &self.target.namespace, &name);
         let api: Api<HttpRoute> = Api::namespaced(self.client.clone(), &self.target.namespace);
-        let mut attempt = changed;
+        let mut current = based_on.clone();
         for _ in 0..RETRIES {
+            let mut attempt = current.clone();
+            change(&mut attempt)?;
             match api.replace(&name, &PostParams::default(), &attempt).await {
                 Err(kube::Error::Api(status)) if status.code == 409 => {
                     let fresh = api.get(&name).await.map_err(|e| backend_error(&what, e))?;
-                    if fresh.metadata.generation != based_on.metadata.generation {
+                    if (&fresh.metadata.uid, fresh.metadata.generation)
+                        != (&based_on.metadata.uid, based_on.metadata.generation)
+                    {
                         return Err(BackendError::Conflict(what));
                     }
-                    attempt.metadata.resource_version = fresh.metadata.resource_version.clone();
-                    attempt.status = fresh.status;
+                    current = fresh;
                 }
                 result => return result.map_err(|e| backend_error(&what, e)),
             }
@@ -363,97 +401,107 @@ impl Writer<'_> {
         Err(BackendError::Conflict(what))
     }
 
-    /// Moves the canary to `weight` percent: through the route's weights
-    /// when there is a route (the canary scaled to match the primary's size
-    /// as it starts, and to 0 as it ends), else by the replica ratio.
-    /// `canary` is a changed canary to write (a new image), if any.
-    /// Returns what the Event should be about.
-    pub async fn shift(
-        &self,
-        read: &Read,
-        canary: Option<Deployment>,
-        weight: u8,
-    ) -> Result<ObjectReference, BackendError> {
-        let mut canary = match canary.or_else(|| read.canary.clone()) {
-            Some(canary) => canary,
-            None if weight == 0 => return Ok(reference(&read.primary)),
-            None => return Err(no_canary(self.target)),
+    /// Moves the canary to `weight` percent (with a new `image`, when one
+    /// is given). With a route: the canary is first scaled so it can carry
+    /// its share (the primary's replicas × the weight, never fewer than it
+    /// has), then the weights move; at 0 the traffic goes first and the
+    /// pods after. Without a route, by the replica ratio. Returns what the
+    /// Event should be about.
+    pub async fn shift(&self, read: &Read, image: Option<&str>, weight: u8) -> Result<ObjectReference, BackendError> {
+        let Some(canary) = read.canary.as_ref() else {
+            return if weight == 0 { Ok(reference(&read.primary)) } else { Err(no_canary(self.target)) };
         };
-        let canary_basis = read.canary.clone().unwrap_or_else(|| canary.clone());
         let primary_replicas = model::spec_replicas(&read.primary);
-        let canary_replicas = model::spec_replicas(&canary);
-        match &read.route {
-            Some(basis) => {
-                let mut route = basis.clone();
-                set_weights(&mut route, self.target, weight);
-                if weight == 0 {
-                    // Traffic first, then the pods it no longer reaches.
-                    let written = self.route(route, basis).await?;
-                    set_replicas(&mut canary, 0);
-                    self.deployment(canary, &canary_basis).await?;
-                    Ok(reference(&written))
-                } else {
-                    let wanted = if canary_replicas == 0 {
-                        let share = (u64::from(primary_replicas) * u64::from(weight)).div_ceil(100);
-                        u32::try_from(share).unwrap_or(1).max(1)
-                    } else {
-                        canary_replicas
-                    };
-                    set_replicas(&mut canary, wanted);
-                    // Pods first, then the traffic that reaches them.
-                    self.deployment(canary, &canary_basis).await?;
-                    let written = self.route(route, basis).await?;
-                    Ok(reference(&written))
+        let canary_replicas = model::spec_replicas(canary);
+        let canary_change = |replicas: u32| {
+            move |d: &mut Deployment| {
+                if let Some(image) = image {
+                    set_image(d, self.target, image)?;
                 }
+                set_replicas(d, replicas);
+                Ok(())
             }
-            None => {
-                let (primary_to, canary_to) = model::ratio_replicas(primary_replicas, canary_replicas, weight);
-                let mut primary = read.primary.clone();
-                set_replicas(&mut canary, canary_to);
-                if primary_to > primary_replicas {
-                    // Growing the primary before the canary shrinks keeps capacity.
-                    set_replicas(&mut primary, primary_to);
-                    self.deployment(primary, &read.primary).await?;
-                    Ok(reference(&self.deployment(canary, &canary_basis).await?))
-                } else {
-                    let written = self.deployment(canary, &canary_basis).await?;
-                    if primary_to != primary_replicas {
-                        set_replicas(&mut primary, primary_to);
-                        self.deployment(primary, &read.primary).await?;
-                    }
-                    Ok(reference(&written))
+        };
+        let Some(route) = &read.route else {
+            let (primary_to, canary_to) = model::ratio_replicas(primary_replicas, canary_replicas, weight);
+            let resize_primary = |d: &mut Deployment| {
+                set_replicas(d, primary_to);
+                Ok(())
+            };
+            let written = if primary_to > primary_replicas {
+                // Growing the primary before the canary shrinks keeps capacity.
+                self.deployment(&read.primary, resize_primary).await?;
+                let done = ["the primary resized".to_owned()];
+                self.deployment(canary, canary_change(canary_to)).await.map_err(|e| partly(e, &done))?
+            } else {
+                let written = self.deployment(canary, canary_change(canary_to)).await?;
+                if primary_to != primary_replicas {
+                    let done = ["the canary updated".to_owned()];
+                    self.deployment(&read.primary, resize_primary).await.map_err(|e| partly(e, &done))?;
                 }
-            }
+                written
+            };
+            return Ok(reference(&written));
+        };
+        let weights = |r: &mut HttpRoute| set_weights(r, self.target, weight);
+        if weight == 0 {
+            // Traffic first, then the pods it no longer reaches.
+            let written = self.route(route, weights).await?;
+            let done = ["traffic moved to the primary".to_owned()];
+            self.deployment(canary, canary_change(0)).await.map_err(|e| partly(e, &done))?;
+            return Ok(reference(&written));
         }
+        let share = (u64::from(primary_replicas) * u64::from(weight)).div_ceil(100);
+        let wanted = u32::try_from(share).unwrap_or(u32::MAX).max(1).max(canary_replicas);
+        // Pods first, then the traffic that reaches them.
+        self.deployment(canary, canary_change(wanted)).await?;
+        let done = ["the canary updated".to_owned()];
+        let written = self.route(route, weights).await.map_err(|e| partly(e, &done))?;
+        Ok(reference(&written))
     }
 
-    /// `kubectl rollout undo`: the previous revision's template replaces
-    /// the primary's (without `pod-template-hash`); nothing is written if
-    /// it already matches. Also clears a promotion in flight. Returns the
-    /// revision restored.
-    pub async fn undo(&self, read: &Read) -> Result<u64, BackendError> {
+    /// `kubectl rollout undo`: a revision's template (the one before the
+    /// current, or `to`) replaces the primary's, without
+    /// `pod-template-hash`; nothing is written if it already matches. Also
+    /// clears a promotion in flight. Returns the revision restored and the
+    /// primary as written.
+    pub async fn undo(&self, read: &Read, to: Option<u64>) -> Result<(u64, Deployment), BackendError> {
         let mut by_revision: Vec<(u64, &ReplicaSet)> =
             read.replica_sets.iter().filter_map(|rs| Some((model::revision_number(rs)?, rs))).collect();
         by_revision.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
-        let Some((revision, rs)) = by_revision.get(1) else {
-            return Err(BackendError::Unsupported(format!("{} has no earlier revision", self.target.primary)));
+        let found = match to {
+            Some(wanted) => by_revision.iter().find(|(number, _)| *number == wanted),
+            None => by_revision.get(1),
+        };
+        let Some((revision, rs)) = found else {
+            return Err(BackendError::Unsupported(match to {
+                Some(wanted) => format!("{} has no revision {wanted} any more", self.target.primary),
+                None => format!("{} has no earlier revision", self.target.primary),
+            }));
         };
         let template = model::undo_template(rs)
             .ok_or_else(|| BackendError::Failed(format!("revision {revision} has no pod template")))?;
-        let mut primary = read.primary.clone();
-        let promoting = primary.metadata.annotations.as_mut().and_then(|a| a.remove(model::ANNOTATION_PROMOTING));
-        let same = primary.spec.as_ref().is_some_and(|s| s.template == template);
-        if same && promoting.is_none() {
+        let promoting = model::promoting(&read.primary).is_some();
+        let same = read.primary.spec.as_ref().is_some_and(|s| s.template == template);
+        if same && !promoting {
             return Err(BackendError::Unsupported(format!(
                 "{} already runs revision {revision}'s template: nothing to undo",
                 self.target.primary
             )));
         }
-        if let Some(spec) = primary.spec.as_mut() {
-            spec.template = template;
-        }
-        self.deployment(primary, &read.primary).await?;
-        Ok(*revision)
+        let written = self
+            .deployment(&read.primary, |primary| {
+                if let Some(annotations) = primary.metadata.annotations.as_mut() {
+                    annotations.remove(model::ANNOTATION_PROMOTING);
+                    annotations.remove(ANNOTATION_PROMOTED_FROM);
+                }
+                if let Some(spec) = primary.spec.as_mut() {
+                    spec.template = template.clone();
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((*revision, written))
     }
 
     /// Creates an Event about `on`: the shared record of who did what.
@@ -490,14 +538,17 @@ impl Writer<'_> {
 }
 
 /// Sets the canary's weight in every rule that names the canary backend:
-/// the two backends' weights become (100 − w, w).
-pub fn set_weights(route: &mut HttpRoute, target: &Target, weight: u8) {
+/// the two backends' weights become (100 − w, w). A route without such a
+/// rule cannot carry the split: that is an error, not a silent no-op.
+pub fn set_weights(route: &mut HttpRoute, target: &Target, weight: u8) -> Result<(), BackendError> {
     let weight = i32::from(weight.min(100));
+    let mut found = false;
     for rule in route.spec.rules.iter_mut().flatten() {
         let Some(refs) = rule.backend_refs.as_mut() else { continue };
         if !refs.iter().any(|r| r.name == target.canary_backend) {
             continue;
         }
+        found = true;
         for backend in refs.iter_mut() {
             if backend.name == target.canary_backend {
                 backend.weight = Some(weight);
@@ -505,5 +556,101 @@ pub fn set_weights(route: &mut HttpRoute, target: &Target, weight: u8) {
                 backend.weight = Some(100 - weight);
             }
         }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(BackendError::Failed(format!(
+            "HTTPRoute {}/{} has no rule with a backendRef to `{}`: add one (weight 0), or name the canary's \
+             Service in [service.kubernetes] canary_backend",
+            target.namespace,
+            route.metadata.name.as_deref().unwrap_or_default(),
+            target.canary_backend
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devtools::fake_apiserver::{Config as ServerConfig, FakeApiServer};
+
+    fn client(server: &FakeApiServer) -> Client {
+        Client::try_from(kube::Config::new(server.url().parse().expect("a URI"))).expect("a client")
+    }
+
+    async fn checkout(client: &Client) -> Target {
+        let config: crate::config::Config =
+            toml::from_str("[[service]]\nname = \"checkout\"\nstage = \"mission-critical\"\n").expect("a config");
+        let mut target = model::discover(&config, &["shop".into()], &[], &[]).remove(0);
+        target.route = Some("checkout".into());
+        let _ = Read::fetch(client, &target).await.expect("the seeded service reads");
+        target
+    }
+
+    #[tokio::test]
+    async fn a_write_raced_by_metadata_is_remade_on_the_fresh_object_and_a_spec_race_is_a_conflict() {
+        let server = FakeApiServer::start(ServerConfig::default()).await.expect("the server");
+        server.seed(0, 0).expect("seeded");
+        let client = client(&server);
+        let target = checkout(&client).await;
+        let clock = Clock::system();
+        let writer = Writer { client: &client, target: &target, user: "alice", clock: &clock };
+        let api: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+
+        // Someone labels the canary after cockpit read it: the server refuses
+        // cockpit's write (409), cockpit makes its change to the fresh object.
+        let read = api.get("checkout-canary").await.expect("read");
+        let mut labelled = read.clone();
+        labelled.metadata.labels.get_or_insert_with(Default::default).insert("team".into(), "payments".into());
+        api.replace("checkout-canary", &PostParams::default(), &labelled).await.expect("labelled");
+        let written = writer
+            .deployment(&read, |d| {
+                set_replicas(d, 2);
+                Ok(())
+            })
+            .await
+            .expect("a metadata race is not a conflict");
+        assert_eq!(model::spec_replicas(&written), 2);
+        assert_eq!(written.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str), Some("payments"));
+
+        // Someone scales it: a spec race is a conflict, and their value stays.
+        let read = api.get("checkout-canary").await.expect("read");
+        let mut scaled = read.clone();
+        set_replicas(&mut scaled, 5);
+        api.replace("checkout-canary", &PostParams::default(), &scaled).await.expect("scaled");
+        let raced = writer
+            .deployment(&read, |d| {
+                set_replicas(d, 3);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(raced, Err(BackendError::Conflict(_))), "{raced:?}");
+        assert_eq!(model::spec_replicas(&api.get("checkout-canary").await.expect("read")), 5);
+
+        // The same for the route's weights.
+        let routes: Api<HttpRoute> = Api::namespaced(client.clone(), "shop");
+        let read = routes.get("checkout").await.expect("read");
+        let mut other = read.clone();
+        set_weights(&mut other, &target, 30).expect("the route has the canary backend");
+        routes.replace("checkout", &PostParams::default(), &other).await.expect("reweighted");
+        let raced = writer.route(&read, |r| set_weights(r, &target, 50)).await;
+        assert!(matches!(raced, Err(BackendError::Conflict(_))), "{raced:?}");
+        let now = routes.get("checkout").await.expect("read");
+        assert_eq!(model::route_weights(&now, "checkout", "checkout-canary"), Some((70, 30)));
+    }
+
+    #[test]
+    fn a_route_without_the_canary_backend_cannot_carry_the_split() {
+        let config: crate::config::Config =
+            toml::from_str("[[service]]\nname = \"web\"\nstage = \"production\"\n").expect("a config");
+        let target = model::discover(&config, &["shop".into()], &[], &[]).remove(0);
+        let mut route: HttpRoute = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
+        }))
+        .expect("a route");
+        let error = set_weights(&mut route, &target, 25).expect_err("no canary backend");
+        assert!(error.to_string().contains("no rule with a backendRef to `web-canary`"), "{error}");
     }
 }

@@ -104,7 +104,18 @@ pub async fn connect(target: &Target) -> Result<Connection, String> {
     };
     let namespaces =
         if target.namespaces.is_empty() { vec![config.default_namespace.clone()] } else { target.namespaces.clone() };
-    let server = config.cluster_url.to_string();
+    // Without it, a connection that went silent (a partition) would look live
+    // forever. Watches end on the server sooner (see `watch`), so only a dead
+    // connection reaches it; an idle log stream just reconnects.
+    let mut config = config;
+    config.read_timeout = Some(std::time::Duration::from_secs(120));
+    // Shown on screen: never with credentials in it.
+    let mut url = config.cluster_url.clone().into_parts();
+    if let Some(authority) = url.authority.as_ref().filter(|a| a.as_str().contains('@')) {
+        let host = authority.as_str().rsplit_once('@').map_or("", |(_, host)| host).to_owned();
+        url.authority = host.parse().ok();
+    }
+    let server = hyper::Uri::from_parts(url).map_or_else(|_| "the API server".to_owned(), |u| u.to_string());
     let client = Client::try_from(config).map_err(|e| format!("context `{context}`: {e}"))?;
     Ok(Connection { client, context, server, namespaces })
 }

@@ -149,8 +149,14 @@ impl KubeBackend {
         if !known.is_empty() && !known.iter().any(|c| c == context) {
             return Err(format!("no context `{context}` in the kubeconfig (it has: {})", known.join(", ")));
         }
-        lock(&self.inner.target).context = Some(context.to_owned());
+        let namespaces = {
+            let mut target = lock(&self.inner.target);
+            target.context = Some(context.to_owned());
+            target.namespaces.clone()
+        };
         *lock(&self.inner.connection) = None;
+        // Nothing of the old cluster may be acted on while the new one syncs.
+        lock(&self.inner.view).targets = model::discover(&self.inner.config, &namespaces, &[], &[]);
         self.inner.reconnect.notify_one();
         Ok(())
     }
@@ -206,6 +212,24 @@ pub(crate) fn backend_error(what: &str, error: kube::Error) -> BackendError {
             403 => BackendError::Failed(format!("not allowed to change {what}: {}", status.message)),
             _ => BackendError::Failed(format!("{what}: {}", status.message)),
         },
-        other => BackendError::Unavailable(format!("the API server did not answer ({other})")),
+        other => BackendError::Unavailable(describe_error(&other, "the API server")),
+    }
+}
+
+/// A `kube` error in a user's words, with what to check. Credentials never
+/// appear: an exec plugin's failure (whose command line and output may hold
+/// secrets) is named, not quoted.
+pub(crate) fn describe_error(error: &kube::Error, server: &str) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 401 => {
+            format!("unauthorised at {server}: this context's credentials are not accepted (expired token?)")
+        }
+        kube::Error::Api(status) if status.code == 403 => format!("forbidden: {}", status.message),
+        kube::Error::Api(status) => status.message.clone(),
+        kube::Error::Auth(_) => format!(
+            "cannot authenticate to {server}: the kubeconfig's credentials (token, certificate or exec plugin) \
+             could not be used; run `kubectl get namespaces` with this context to see why"
+        ),
+        other => format!("cannot reach {server} ({other}); is the cluster up and reachable from here?"),
     }
 }

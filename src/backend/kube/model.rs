@@ -336,6 +336,16 @@ pub fn traffic(
             (percent(primary_replicas, canary_replicas), note)
         }
     };
+    // A route that sends traffic to a canary without pods fails those requests.
+    let note = match (split, canary_replicas) {
+        (Some((_, (_, c))), 0) if c > 0 => Some(format!(
+            "{} · the route sends {} % to {}, which has no pods",
+            note.unwrap_or_default(),
+            target_weight,
+            target.canary_backend
+        )),
+        _ => note,
+    };
     // A canary that is not ready yet cannot serve its share: say so.
     let ready = canary.and_then(|c| c.status.as_ref()).map_or(0, |s| count(s.ready_replicas));
     let note = match note {

@@ -14,7 +14,7 @@
 //! `cockpit.dev/promoting` has rolled out, traffic returns to it and the
 //! canary is scaled to 0 (never in read-only mode).
 
-use super::actions::{REASON_PROMOTE, Read, Writer};
+use super::actions::{ANNOTATION_PROMOTED_FROM, REASON_PROMOTE, Read, Writer};
 use super::logs::{self, Follow};
 use super::model::{self, Target};
 use super::{Connection, Inner, KubeBackend, SOURCE, access, connect, lock};
@@ -44,25 +44,47 @@ const KINDS: usize = 5;
 /// the focused service's pods are.
 const MAX_FOLLOWED: usize = 48;
 
-/// Exponential backoff without jitter, from `min` to `max`.
+/// Exponential backoff from `min` to `max`, with ±25 % jitter so that many
+/// watchers do not reconnect in lockstep.
+///
+/// kube's stream backoff resets on every successful item, and a watcher
+/// yields one (`Init`) before each list attempt, so a list that keeps
+/// failing would otherwise be retried at `min` forever. A reset is
+/// honoured only once the stream has gone `stable` without an error.
 struct Doubling {
     min: Duration,
     max: Duration,
     next: Duration,
+    stable: Duration,
+    last_error: Option<std::time::Instant>,
+}
+
+impl Doubling {
+    fn new((min, max): (Duration, Duration)) -> Doubling {
+        Doubling { min, max, next: min, stable: (max * 2).max(Duration::from_secs(1)), last_error: None }
+    }
 }
 
 impl Iterator for Doubling {
     type Item = Duration;
     fn next(&mut self) -> Option<Duration> {
-        let now = self.next;
+        let now = std::time::Instant::now();
+        self.last_error = Some(now);
+        let base = self.next;
         self.next = (self.next * 2).min(self.max);
-        Some(now)
+        // Jitter from the clock's low bits: no RNG needed for spreading retries.
+        let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let nanos = clock.subsec_nanos() ^ std::process::id().wrapping_mul(2_654_435_761);
+        let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+        Some(base.mul_f64(factor))
     }
 }
 
 impl Backoff for Doubling {
     fn reset(&mut self) {
-        self.next = self.min;
+        if self.last_error.is_none_or(|at| at.elapsed() >= self.stable) {
+            self.next = self.min;
+        }
     }
 }
 
@@ -91,7 +113,15 @@ enum Update {
     InitDone(Kind, String),
     Apply(Object),
     Delete(Object),
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
+    /// A kind that cannot be listed in a namespace: carried on without.
+    Unavailable {
+        kind: Kind,
+        namespace: String,
+        reason: String,
+    },
     Rules(String, Option<Vec<ResourceRule>>),
     Reachable,
 }
@@ -182,6 +212,10 @@ struct Session {
     live: bool,
     /// `Live` was reported since the last outage.
     said_live: bool,
+    /// An outage to report.
+    outage: Option<ConnectionState>,
+    /// Problems to show once (a kind that cannot be watched).
+    problems: Vec<String>,
     probing: Option<JoinHandle<()>>,
     finishing: HashMap<String, JoinHandle<()>>,
 }
@@ -268,15 +302,13 @@ fn failure(error: &watcher::Error, server: &str) -> Option<String> {
             e
         }
     };
-    Some(match client_error {
-        kube::Error::Api(status) if status.code == 401 => {
-            format!("unauthorised at {server}: the credentials of this context are not accepted (expired token?)")
-        }
-        kube::Error::Api(status) if status.code == 403 => format!("forbidden: {}", status.message),
-        kube::Error::Api(status) => status.message.clone(),
-        other => format!("cannot reach {server} ({other}); is the cluster up and reachable from here?"),
-    })
+    Some(super::describe_error(client_error, server))
 }
+
+/// Watch requests end on the server after this long and are made again
+/// (a watch, not a list); it stays below the client's read timeout, so only
+/// a connection that really went silent times out.
+const WATCH_TIMEOUT_SECS: u32 = 100;
 
 fn spawn_watcher<K>(
     client: &Client,
@@ -297,9 +329,13 @@ where
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let namespace = namespace.to_owned();
     tokio::spawn(async move {
-        let backoff = Doubling { min: backoff.0, max: backoff.1, next: backoff.0 };
         let kind = kind_of::<K>();
-        let mut stream = watcher(api, watcher::Config::default()).backoff(backoff).boxed();
+        let mut config = watcher::Config::default().timeout(WATCH_TIMEOUT_SECS);
+        if kind == Kind::Event {
+            // Only cockpit's own Events matter; a busy namespace has many others.
+            config = config.labels(model::LABEL_SERVICE);
+        }
+        let mut stream = watcher(api, config).backoff(Doubling::new(backoff)).boxed();
         while let Some(event) = stream.next().await {
             let update = match event {
                 Ok(watcher::Event::Init) => Update::Init(kind, namespace.clone()),
@@ -307,16 +343,35 @@ where
                 Ok(watcher::Event::InitDone) => Update::InitDone(kind, namespace.clone()),
                 Ok(watcher::Event::Apply(object)) => Update::Apply(wrap(object)),
                 Ok(watcher::Event::Delete(object)) => Update::Delete(wrap(object)),
-                Err(error) => match failure(&error, &server) {
-                    Some(reason) => Update::Failed { reason },
-                    None => continue,
-                },
+                Err(error) => {
+                    if let Some(reason) = not_served(&error) {
+                        // This kind cannot be listed here (no CRD, or not allowed):
+                        // go on without it rather than call the cluster down.
+                        let _ = updates.send(Update::Unavailable { kind, namespace: namespace.clone(), reason }).await;
+                        return;
+                    }
+                    match failure(&error, &server) {
+                        Some(reason) => Update::Failed { reason },
+                        None => continue,
+                    }
+                }
             };
             if updates.send(update).await.is_err() {
                 return;
             }
         }
     })
+}
+
+/// Why a kind's list was refused for good (404: not served, e.g. no Gateway
+/// API CRDs; 403: not allowed), as opposed to the server being away.
+fn not_served(error: &watcher::Error) -> Option<String> {
+    let watcher::Error::InitialListFailed(kube::Error::Api(status)) = error else { return None };
+    match status.code {
+        404 => Some("not served by this cluster".into()),
+        403 => Some(format!("not allowed: {}", status.message)),
+        _ => None,
+    }
 }
 
 /// The kind of a watched type.
@@ -372,6 +427,8 @@ impl Session {
             listed: HashSet::new(),
             live: false,
             said_live: false,
+            outage: None,
+            problems: Vec::new(),
             probing: None,
             finishing: HashMap::new(),
         }
@@ -460,6 +517,18 @@ impl Session {
                 Object::Event(_) => {}
             },
             Update::Failed { reason } => self.unreachable(reason),
+            Update::Unavailable { kind, namespace, reason } => {
+                self.listed.insert((kind, namespace.clone()));
+                let what = match kind {
+                    Kind::Deployment => "Deployments",
+                    Kind::ReplicaSet => "ReplicaSets (no revisions)",
+                    Kind::Pod => "Pods (no logs)",
+                    Kind::Route => "HTTPRoutes (canaries by replica ratio)",
+                    Kind::Event => "Events (no shared timeline)",
+                };
+                self.problems.push(format!("{what} in {namespace}: {reason}; carrying on without them"));
+                self.reachable();
+            }
             Update::Rules(ns, rules) => {
                 self.rules.insert(ns, rules);
             }
@@ -508,9 +577,8 @@ impl Session {
         self.live = false;
         self.said_live = false;
         if was_live || self.probing.is_none() {
-            let state = ConnectionState::Disconnected { since: self.inner.clock.now(), reason };
-            let events = self.inner.events.clone();
-            let _ = events.try_send(Msg::Source(SourceEvent::Connection { source: SOURCE.into(), state }));
+            // Sent with the next report, which awaits room in the channel.
+            self.outage = Some(ConnectionState::Disconnected { since: self.inner.clock.now(), reason });
         }
         if self.probing.is_none() {
             let (client, tx) = (self.connection.client.clone(), self.sender.clone());
@@ -532,6 +600,16 @@ impl Session {
     /// Sends what changed since the last report.
     async fn report(&mut self) -> bool {
         let inner = self.inner.clone();
+        if let Some(outage) = self.outage.take() {
+            if !self.live && !connection_state(&inner, outage).await {
+                return false;
+            }
+        }
+        for problem in std::mem::take(&mut self.problems) {
+            if inner.events.send(Msg::Problem(problem)).await.is_err() {
+                return false;
+            }
+        }
         // Live means synced: every kind listed in every namespace.
         let synced = self.listed.len() >= KINDS * self.connection.namespaces.len();
         if self.live && synced && !self.said_live {
@@ -545,6 +623,11 @@ impl Session {
         let targets = model::discover(&inner.config, &self.connection.namespaces, &deployments, &routes);
         let infos: Vec<ServiceInfo> = targets.iter().map(Target::info).collect();
         if self.sent.inventory.as_ref() != Some(&infos) {
+            // A service that left and comes back starts from a blank view: say everything again.
+            let names: HashSet<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+            self.sent.rollouts.retain(|name, _| names.contains(name.as_str()));
+            self.sent.traffic.retain(|name, _| names.contains(name.as_str()));
+            self.sent.denied.retain(|name, _| names.contains(name.as_str()));
             let info = backend_info(&inner, Some(&self.connection));
             if !send(&inner, SourceEvent::Inventory { backend: info, services: infos.clone() }).await {
                 return false;
@@ -702,7 +785,10 @@ impl Session {
         }
     }
 
-    /// Traffic back to the promoted primary, the canary to 0, the mark removed.
+    /// Traffic back to the promoted primary, the canary to 0, then the mark
+    /// removed: until that last write the promotion is still marked, so a
+    /// failure part-way is finished on a later report (or by another
+    /// cockpit). A problem is shown, never swallowed.
     fn finish_promotion(&mut self, target: Target) {
         if self.finishing.contains_key(&target.name) {
             return;
@@ -710,19 +796,36 @@ impl Session {
         let (client, inner) = (self.connection.client.clone(), self.inner.clone());
         let name = target.name.clone();
         let handle = tokio::spawn(async move {
-            let Ok(read) = Read::fetch(&client, &target).await else { return };
-            let Some(image) = model::promoting(&read.primary).map(str::to_owned) else { return };
             let writer = Writer { client: &client, target: &target, user: &inner.options.user, clock: &inner.clock };
-            // The mark goes first: of several cockpits finishing, only one gets past this write.
-            let mut primary = read.primary.clone();
-            if let Some(annotations) = primary.metadata.annotations.as_mut() {
-                annotations.remove(model::ANNOTATION_PROMOTING);
+            let finished = async {
+                let read = Read::fetch(&client, &target).await?;
+                let Some(image) = model::promoting(&read.primary).map(str::to_owned) else { return Ok(None) };
+                let on = writer.shift(&read, None, 0).await?;
+                let read = Read::fetch(&client, &target).await?;
+                writer
+                    .deployment(&read.primary, |primary| {
+                        if let Some(annotations) = primary.metadata.annotations.as_mut() {
+                            annotations.remove(model::ANNOTATION_PROMOTING);
+                            annotations.remove(ANNOTATION_PROMOTED_FROM);
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                Ok::<_, crate::backend::BackendError>(Some((on, image)))
+            };
+            match finished.await {
+                Ok(Some((on, image))) => {
+                    let summary = format!("promotion complete: the primary runs {image}; canary emptied");
+                    let _ = writer.event(on, REASON_PROMOTE, &summary).await;
+                }
+                Ok(None) => {}
+                // Someone else (another cockpit) finished it first.
+                Err(crate::backend::BackendError::Conflict(_)) => {}
+                Err(error) => {
+                    let problem = format!("finishing the promotion of {}: {error}; will try again", target.name);
+                    let _ = inner.events.send(Msg::Problem(problem)).await;
+                }
             }
-            let Ok(primary) = writer.deployment(primary, &read.primary).await else { return };
-            let read = Read { primary, ..read };
-            let Ok(on) = writer.shift(&read, None, 0).await else { return };
-            let summary = format!("promotion complete: the primary runs {image}; canary emptied");
-            let _ = writer.event(on, REASON_PROMOTE, &summary).await;
         });
         self.finishing.insert(name, handle);
     }

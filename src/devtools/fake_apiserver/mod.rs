@@ -196,6 +196,21 @@ impl FakeApiServer {
         self.shared.store().create(res, namespace, object)
     }
 
+    /// Deletes an object through the library, as a client's DELETE would
+    /// (watches see it; it is not counted as a request).
+    pub fn delete(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<serde_json::Value, store::ApiError> {
+        let res = resources::find(group, version, plural)
+            .ok_or_else(|| store::ApiError::bad_request(format!("unknown resource {group}/{version}/{plural}")))?;
+        self.shared.store().delete(res, namespace, name)
+    }
+
     /// Seeds the cockpit-labelled `shop` team ([`seed::team`]) plus
     /// `deployments` filler Deployments and `pods` filler Pods in `fill`.
     pub fn seed(&self, deployments: usize, pods: usize) -> Result<(), store::ApiError> {
