@@ -116,7 +116,7 @@ pub fn status(state: &AppState) -> StatusReport {
                 Some(CanarySummary {
                     image: t.canary_image.clone()?,
                     weight,
-                    actual_weight: t.actual_weight,
+                    actual_weight: s.actual_weight(),
                     step: position.step,
                     of: position.of,
                     verdict: s.live_verdict().map(|v| v.label().into()),

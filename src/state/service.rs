@@ -60,6 +60,18 @@ impl ServiceView {
         self.traffic.as_ref().filter(|t| t.canary_live()).map_or(0, |t| t.target_weight)
     }
 
+    /// Percent of requests the canary really served: what the traffic
+    /// source measured, else the canary's share of the analysed requests
+    /// (a cluster's split says only what was asked for).
+    pub fn actual_weight(&self) -> Option<f64> {
+        let traffic = self.traffic.as_ref().filter(|t| t.canary_live())?;
+        traffic.actual_weight.or_else(|| {
+            let (primary, canary) = self.analysis.as_ref()?;
+            let total = primary.requests + canary.requests;
+            (total > 0.0).then(|| canary.requests / total * 100.0)
+        })
+    }
+
     /// The verdict counts only while a canary is live.
     pub fn live_verdict(&self) -> Option<&Verdict> {
         self.verdict.as_ref().filter(|_| self.canary_weight() > 0)
@@ -79,5 +91,44 @@ impl ServiceView {
             return traffic.canary_image.clone().unwrap_or_else(|| traffic.primary_image.clone());
         }
         self.rollout.as_ref().map(|r| r.image.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod actual_weight_tests {
+    use super::*;
+    use crate::domain::Stage;
+
+    fn view() -> ServiceView {
+        let info = ServiceInfo {
+            name: "checkout".into(),
+            stage: Stage::Production,
+            owner: None,
+            depends_on: Vec::new(),
+            plan: Default::default(),
+            thresholds: crate::config::CanaryConfig::default().thresholds(),
+        };
+        ServiceView::new(info, LogBuffer::new(10))
+    }
+
+    #[test]
+    fn the_actual_share_comes_from_the_source_else_from_the_analysed_requests() {
+        let mut service = view();
+        let traffic = Traffic {
+            primary_image: "a".into(),
+            canary_image: Some("b".into()),
+            target_weight: 25,
+            actual_weight: None,
+            note: None,
+        };
+        service.traffic = Some(traffic.clone());
+        assert_eq!(service.actual_weight(), None, "no source, no metrics: n/a");
+        let track = |requests| TrackMetrics { requests, success_pct: 100.0, p99_ms: 10.0 };
+        service.set_analysis(track(300.0), track(100.0));
+        assert_eq!(service.actual_weight(), Some(25.0));
+        service.traffic = Some(Traffic { actual_weight: Some(24.8), ..traffic.clone() });
+        assert_eq!(service.actual_weight(), Some(24.8), "a measured split wins");
+        service.traffic = Some(Traffic { canary_image: None, ..traffic });
+        assert_eq!(service.actual_weight(), None, "no canary live");
     }
 }

@@ -71,7 +71,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 steps.push(Span::styled(text, theme.dim));
             }
         }
-        let actual = match traffic.actual_weight {
+        let actual = match service.actual_weight() {
             Some(a) => format!("  actual {a:.1} %"),
             None => "  actual n/a".into(),
         };
