@@ -305,6 +305,15 @@ async fn a_deploy_shows_the_rollout_progressing_to_complete_and_leaves_an_event(
     cockpit
         .until("the Event in the timeline", |s| s.timeline.iter().any(|c| c.action == "deploy" && c.user == "alice"))
         .await;
+    cockpit
+        .until("the new revision in the timeline", |s| s.timeline.iter().any(|c| c.summary.starts_with("revision 2")))
+        .await;
+    // The team screen's timeline: the cluster's record, as any wall display reads it.
+    cockpit.state.team_screen = true;
+    let board = common::render(&cockpit.state, 240, 45, &Theme::default());
+    assert!(board.contains("image shop/frontend:1.4.0 → shop/frontend:1.5.0 (alice)"), "{board}");
+    assert!(board.contains("revision 2: shop/frontend:1.5.0 (cluster)"), "{board}");
+    cockpit.state.team_screen = false;
     let audit = cockpit.audit();
     assert_eq!((audit[0].action.as_str(), audit[0].outcome.as_str()), ("deploy", "ok"));
 }

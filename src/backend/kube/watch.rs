@@ -698,7 +698,7 @@ impl Session {
                 let record = ChangeRecord {
                     at,
                     service: target.name.clone(),
-                    action: "revision".into(),
+                    action: "rollout".into(),
                     user: "cluster".into(),
                     summary,
                 };
