@@ -202,6 +202,24 @@ fn weight(state: &AppState, service: &str) -> Option<u8> {
     state.service(service)?.traffic.as_ref().map(|t| t.target_weight)
 }
 
+/// What another user does with kubectl: read, change, write; again after a
+/// 409 (the controller updated the status in between).
+async fn edit(client: &Client, name: &str, change: impl Fn(&mut Deployment)) {
+    let api = Api::<Deployment>::namespaced(client.clone(), "shop");
+    for _ in 0..20 {
+        let mut object = api.get(name).await.expect("read");
+        change(&mut object);
+        match api.replace(name, &PostParams::default(), &object).await {
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            result => {
+                result.expect("written");
+                return;
+            }
+        }
+    }
+    panic!("{name} kept changing under the test's writes");
+}
+
 async fn deployment(client: &Client, name: &str) -> Deployment {
     Api::<Deployment>::namespaced(client.clone(), "shop").get(name).await.expect("the Deployment exists")
 }
@@ -259,10 +277,7 @@ async fn the_team_appears_by_label_with_stages_rollouts_and_the_route_split() {
     assert!(!screen.contains("SIMULATED"), "{screen}");
     // Once synced, a change arrives by watch: nothing is listed again.
     let lists = cockpit.server.requests(Verb::List);
-    let api = Api::<Deployment>::namespaced(cockpit.other.clone(), "shop");
-    let mut payments = api.get("payments").await.expect("payments");
-    payments.spec.as_mut().expect("spec").replicas = Some(4);
-    api.replace("payments", &PostParams::default(), &payments).await.expect("scaled");
+    edit(&cockpit.other, "payments", |d| d.spec.as_mut().expect("spec").replicas = Some(4)).await;
     cockpit
         .until("the scale seen", |s| {
             s.service("payments").and_then(|v| v.rollout.as_ref()).is_some_and(|r| r.replicas.desired == 4)
@@ -437,10 +452,8 @@ async fn a_change_made_in_between_survives_and_the_conflict_is_shown_and_audited
 
     // The server refuses a write at a stale resourceVersion too, whoever asks.
     let facts = cockpit.backend.facts("checkout").await.expect("facts");
+    edit(&cockpit.other, "checkout-canary", |d| d.spec.as_mut().expect("spec").replicas = Some(2)).await;
     let api = Api::<Deployment>::namespaced(cockpit.other.clone(), "shop");
-    let mut canary = api.get("checkout-canary").await.expect("the canary");
-    canary.spec.as_mut().expect("spec").replicas = Some(2);
-    api.replace("checkout-canary", &PostParams::default(), &canary).await.expect("the other client scales");
     let context = ActionContext { user: "alice".into(), token: facts.token };
     let result = cockpit.backend.apply("checkout", &Plan::SetCanaryWeight { from: 30, to: 50 }, &context).await;
     assert!(matches!(result, Err(BackendError::Conflict(_))), "{result:?}");
@@ -510,17 +523,12 @@ async fn read_only_sends_no_writes_at_all_and_without_it_the_same_actions_do() {
     };
     let mut reader = Cockpit::start(Setup { read_only: true, ..Setup::default() }).await;
     // A full promotion someone else started: a read-only cockpit does not finish it.
-    let api = Api::<Deployment>::namespaced(reader.other.clone(), "shop");
-    let mut checkout = api.get("checkout").await.expect("checkout");
-    checkout
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(cockpit::backend::kube::ANNOTATION_PROMOTING.into(), "shop/checkout:2.1.0".into());
-    api.replace("checkout", &PostParams::default(), &checkout).await.expect("marked");
-    let mut payments = api.get("payments").await.expect("payments");
-    payments.spec.as_mut().expect("spec").replicas = Some(3);
-    api.replace("payments", &PostParams::default(), &payments).await.expect("scaled");
+    edit(&reader.other, "checkout", |d| {
+        let annotations = d.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert(cockpit::backend::kube::ANNOTATION_PROMOTING.into(), "shop/checkout:2.1.0".into());
+    })
+    .await;
+    edit(&reader.other, "payments", |d| d.spec.as_mut().expect("spec").replicas = Some(3)).await;
     // Seen in order on one watch: once the scale is on screen, so is the mark.
     reader
         .until("the mark and the scale seen", |s| {
@@ -536,7 +544,6 @@ async fn read_only_sends_no_writes_at_all_and_without_it_the_same_actions_do() {
         let outcome = reader.act(service, op).await;
         assert!(matches!(outcome, ExecEvent::Refused { .. }), "{outcome:?}");
     }
-    assert_eq!(before, 2, "the test's own two writes");
     assert_eq!(reader.writes(), before, "none from the cockpit: {:?}", reader.server.request_counts());
     assert!(reader.server.requests(Verb::Review) > 0, "access reviews are still asked");
     reader.select("checkout");
@@ -595,6 +602,51 @@ async fn pod_logs_of_primary_and_canary_are_followed_together_and_shown_safely()
     let screen = cockpit.screen();
     assert!(screen.contains("primary says hello") && screen.contains("canary says hello"), "{screen}");
     assert!(!screen.contains('\u{1b}'));
+
+    // A megabyte line is cut as it is read, with a marker.
+    cockpit.server.write_log("shop", &names[0], "app", &"x".repeat(1 << 20));
+    // A dropped connection: the followers reconnect and resume after their last line.
+    cockpit.server.restart().await.expect("restarted");
+    cockpit.server.write_log("shop", &names[0], "app", "after the restart");
+    cockpit
+        .until("the line written after the restart", |s| {
+            s.service("checkout").expect("checkout").logs.iter().any(|l| l.text == "after the restart")
+        })
+        .await;
+    let logs = &cockpit.state.service("checkout").expect("checkout").logs;
+    let seen = |text: &str| logs.iter().filter(|l| l.text == text).count();
+    assert_eq!((seen("primary says hello"), seen("canary says hello")), (1, 1), "nothing twice after resuming");
+    let long = logs.iter().find(|l| l.text.starts_with("xxxx")).expect("the long line");
+    assert!(long.text.len() < 10_000 && long.text.contains("[cut "), "{} bytes", long.text.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headless_full_promotion_waits_for_its_end() {
+    let server = FakeApiServer::start(server_config(None)).await.expect("the server");
+    server.seed(0, 0).expect("seeded");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let kubeconfig = server.write_kubeconfig(dir.path()).expect("a kubeconfig");
+    let empty = dir.path().join("cockpit.toml");
+    std::fs::write(&empty, "").expect("an empty config");
+    let audit = dir.path().join("audit.jsonl");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"));
+    command
+        .args(["--namespace", "shop", "promote", "checkout", "--full", "--yes", "--config"])
+        .arg(&empty)
+        .arg("--audit-log")
+        .arg(&audit)
+        .env("KUBECONFIG", &kubeconfig)
+        .current_dir(dir.path());
+    let output = tokio::task::spawn_blocking(move || command.output().expect("cockpit runs")).await.expect("ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("waiting for the primary's rollout"), "{stdout}");
+    assert!(stdout.contains("promotion complete: the primary runs shop/checkout:2.2.0-rc1"), "{stdout}");
+    let client = client_of(&server);
+    assert_eq!(route_weights(&client).await, [("checkout".into(), 100), ("checkout-canary".into(), 0)]);
+    assert_eq!(replicas(&deployment(&client, "checkout-canary").await), 0);
+    let entries = AuditLog::read(&audit).expect("the audit log");
+    assert_eq!((entries[0].action.as_str(), entries[0].outcome.as_str()), ("promote-full", "ok"));
 }
 
 #[tokio::test]
