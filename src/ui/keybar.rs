@@ -51,6 +51,8 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
     ];
     // Builds need the engine: while it is away the key says so.
     let docker_down = matches!(state.connections.get("docker"), Some(ConnectionState::Disconnected { .. }));
+    // Outside the simulated fleet, builds need a configured engine.
+    let no_builder = !state.backend.simulated && !state.connections.contains_key("docker");
     let mut spans = Vec::new();
     if docker_down {
         spans.push(Span::styled(" no docker engine: rebuild off;", theme.warn));
@@ -71,7 +73,7 @@ fn main_keys<'a>(state: &AppState, theme: &Theme) -> Vec<Span<'a>> {
         let promotes = matches!(actions[0], Action::Promote | Action::PromoteFull);
         let disabled = (actions[0].mutates() && state.read_only)
             || (promotes && (stage.is_some_and(|s| !s.uses_canary()) || !has_canary))
-            || (actions[0] == Action::Rebuild && docker_down)
+            || (actions[0] == Action::Rebuild && (docker_down || no_builder))
             || selected.is_some_and(|s| s.denied_reason(actions[0]).is_some());
         let (key_style, text_style) = if disabled { (theme.faint, theme.faint) } else { (theme.accent, theme.dim) };
         spans.push(Span::styled(format!(" {}", keys.join("/")), key_style));
