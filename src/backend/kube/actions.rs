@@ -15,10 +15,12 @@ use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{ListParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, PostParams};
 use kube::{Api, Client, Resource};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 /// Event reasons, one per kind of action.
 pub const REASON_DEPLOY: &str = "CockpitDeploy";
@@ -39,6 +41,9 @@ pub struct Read {
     pub primary: Deployment,
     pub canary: Option<Deployment>,
     pub route: Option<HttpRoute>,
+    /// The route named for the service but not found (no such object, or
+    /// no Gateway API here): traffic cannot be moved, everything else can.
+    pub missing_route: Option<String>,
     /// The primary's ReplicaSets (its revisions).
     pub replica_sets: Vec<ReplicaSet>,
 }
@@ -68,13 +73,17 @@ impl Read {
             .ok_or_else(|| BackendError::NotFound(primary_name.clone()))?;
         let canary_name = describe("Deployment", ns, &target.canary_deployment);
         let canary = get_optional(&deployments, &canary_name, &target.canary_deployment).await?;
-        let route = match &target.route {
+        let (route, missing_route) = match &target.route {
             Some(name) => {
                 let routes: Api<HttpRoute> = Api::namespaced(client.clone(), ns);
                 let what = describe("HTTPRoute", ns, name);
-                Some(get_optional(&routes, &what, name).await?.ok_or(BackendError::NotFound(what))?)
+                match get_optional(&routes, &what, name).await {
+                    Ok(Some(route)) => (Some(route), None),
+                    Ok(None) | Err(BackendError::NotFound(_)) => (None, Some(what)),
+                    Err(error) => return Err(error),
+                }
             }
-            None => None,
+            None => (None, None),
         };
         let selector = primary
             .spec
@@ -92,7 +101,7 @@ impl Read {
                 .map_err(|e| backend_error(&format!("ReplicaSets of {primary_name}"), e))?;
             model::owned(&primary, &list.items.iter().collect::<Vec<_>>()).into_iter().cloned().collect()
         };
-        Ok(Read { primary, canary, route, replica_sets })
+        Ok(Read { primary, canary, route, missing_route, replica_sets })
     }
 
     /// What `Facts::token` is: the objects' generations (their specs) and
@@ -166,8 +175,8 @@ pub async fn apply(
     let (summary, reason, on) = match plan {
         Plan::DeployPrimary { image } => {
             let from = model::image(&read.primary, container);
-            let written = writer.deployment(&read.primary, |d| set_image(d, target, image)).await?;
-            (format!("image {from} → {image}"), REASON_DEPLOY, reference(&written))
+            let written = writer.deployment(&read.primary, |d| set_image(d, container, image)).await?;
+            (format!("image {from} → {image}"), REASON_DEPLOY, reference::<Deployment>(&written.metadata))
         }
         Plan::StartCanary { image, weight } => {
             let on = writer.shift(&read, Some(image), *weight).await?;
@@ -181,9 +190,13 @@ pub async fn apply(
             let canary = read.canary.as_ref().ok_or_else(|| no_canary(target))?;
             let image = model::image(canary, container);
             let from_revision = read.revisions(target).first().map(|r| r.number.to_string()).unwrap_or_default();
+            // The canary's template as the server has it, unknown fields included.
+            let raw = writer.raw::<Deployment>().get(&target.canary_deployment).await;
+            let raw = raw
+                .map_err(|e| backend_error(&describe("Deployment", &target.namespace, &target.canary_deployment), e))?;
             let written = writer
                 .deployment(&read.primary, |primary| {
-                    copy_template(primary, canary);
+                    copy_template(primary, &raw);
                     let annotations = primary.metadata.annotations.get_or_insert_with(BTreeMap::new);
                     annotations.insert(model::ANNOTATION_PROMOTING.into(), image.clone());
                     annotations.insert(ANNOTATION_PROMOTED_FROM.into(), from_revision.clone());
@@ -191,7 +204,7 @@ pub async fn apply(
                 })
                 .await?;
             let summary = format!("promoting {image} to the primary; traffic returns to it when its rollout completes");
-            (summary, REASON_PROMOTE, reference(&written))
+            (summary, REASON_PROMOTE, reference::<Deployment>(&written.metadata))
         }
         Plan::AbortCanary => {
             let mut notes = Vec::new();
@@ -201,7 +214,7 @@ pub async fn apply(
                 let wanted = wanted.and_then(|r| r.parse().ok());
                 let (revision, primary) = writer.undo(&read, wanted).await?;
                 notes.push(format!("primary back to revision {revision}"));
-                read.primary = primary;
+                read.primary = typed(&primary)?;
             }
             let on = writer.shift(&read, None, 0).await.map_err(|e| partly(e, &notes))?;
             let canary = before.canary_image.clone().unwrap_or_else(|| "canary".into());
@@ -218,20 +231,18 @@ pub async fn apply(
             let (revision, written) = writer.undo(&read, None).await?;
             let image = read.revisions(target).into_iter().find(|r| r.number == revision).map(|r| r.image);
             let summary = format!("rolled back to revision {revision} ({})", image.unwrap_or_default());
-            (summary, REASON_ROLLBACK, reference(&written))
+            (summary, REASON_ROLLBACK, reference::<Deployment>(&written.metadata))
         }
         Plan::Restart => {
             let now = clock.now().rfc3339();
             let written = writer
                 .deployment(&read.primary, |primary| {
-                    if let Some(spec) = primary.spec.as_mut() {
-                        let meta = spec.template.metadata.get_or_insert_with(ObjectMeta::default);
-                        meta.annotations.get_or_insert_with(BTreeMap::new).insert(RESTARTED_AT.into(), now.clone());
-                    }
+                    *pointer(&mut primary.data, &["spec", "template", "metadata", "annotations", RESTARTED_AT]) =
+                        json!(now);
                     Ok(())
                 })
                 .await?;
-            ("restarted: every pod is replaced".to_owned(), REASON_RESTART, reference(&written))
+            ("restarted: every pod is replaced".to_owned(), REASON_RESTART, reference::<Deployment>(&written.metadata))
         }
         Plan::Rebuild => return Err(BackendError::Unsupported("rebuilding needs [docker] in cockpit.toml".into())),
         Plan::Stop => {
@@ -281,6 +292,9 @@ fn deployment_basis(deployment: &Deployment) -> (Option<&str>, Option<i64>, Opti
 
 /// How often a write is tried again when only status changed under it.
 const RETRIES: usize = 5;
+/// How long a promotion step waits for the canary's pods to be ready.
+const READY_WAIT: Duration = Duration::from_secs(120);
+const READY_POLL: Duration = Duration::from_millis(250);
 
 fn no_canary(target: &Target) -> BackendError {
     BackendError::NotFound(format!(
@@ -289,32 +303,57 @@ fn no_canary(target: &Target) -> BackendError {
     ))
 }
 
-fn set_image(deployment: &mut Deployment, target: &Target, image: &str) -> Result<(), BackendError> {
+/// The object at `path` in `value`, made (as objects) where missing.
+fn pointer<'v>(value: &'v mut Value, path: &[&str]) -> &'v mut Value {
+    path.iter().fold(value, |at, key| {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        at.as_object_mut().map(|o| o.entry(key.to_string()).or_insert(Value::Null)).unwrap_or_else(|| unreachable!())
+    })
+}
+
+/// A raw object as its typed self, for reasoning about it.
+fn typed<K: serde::de::DeserializeOwned>(raw: &DynamicObject) -> Result<K, BackendError> {
+    serde_json::to_value(raw)
+        .and_then(serde_json::from_value)
+        .map_err(|e| BackendError::Failed(format!("the server sent an object cockpit cannot read: {e}")))
+}
+
+/// Sets the service's container's image (by name, else the first).
+fn set_image(deployment: &mut DynamicObject, container: Option<&str>, image: &str) -> Result<(), BackendError> {
     let name = deployment.metadata.name.clone().unwrap_or_default();
-    let missing = || {
-        BackendError::Failed(match &target.container {
+    let containers = pointer(&mut deployment.data, &["spec", "template", "spec", "containers"]);
+    let entry = containers.as_array_mut().and_then(|list| match container {
+        Some(wanted) => list.iter_mut().find(|c| c["name"] == wanted),
+        None => list.first_mut(),
+    });
+    let Some(entry) = entry else {
+        return Err(BackendError::Failed(match container {
             Some(c) => format!("Deployment {name} has no container `{c}`"),
             None => format!("Deployment {name} has no containers"),
-        })
+        }));
     };
-    let spec = deployment.spec.as_mut().ok_or_else(missing)?;
-    let index = model::container_index(&spec.template, target.container.as_deref()).ok_or_else(missing)?;
-    let pod = spec.template.spec.as_mut().ok_or_else(missing)?;
-    pod.containers[index].image = Some(image.to_owned());
+    entry["image"] = json!(image);
     Ok(())
 }
 
-/// The canary's pod spec and template annotations on the primary; the
-/// primary keeps its own template labels, which its selector matches.
-fn copy_template(primary: &mut Deployment, canary: &Deployment) {
-    let (Some(spec), Some(from)) = (primary.spec.as_mut(), canary.spec.as_ref()) else { return };
-    spec.template.spec = from.template.spec.clone();
-    let annotations = from.template.metadata.as_ref().and_then(|m| m.annotations.clone());
-    spec.template.metadata.get_or_insert_with(ObjectMeta::default).annotations = annotations;
+/// The canary's pod spec and template annotations on the primary, as the
+/// server has them (fields this build does not know included); the primary
+/// keeps its own template labels, which its selector matches.
+fn copy_template(primary: &mut DynamicObject, canary: &DynamicObject) {
+    let from = &canary.data["spec"]["template"];
+    *pointer(&mut primary.data, &["spec", "template", "spec"]) = from["spec"].clone();
+    let annotations = pointer(&mut primary.data, &["spec", "template", "metadata", "annotations"]);
+    *annotations = from["metadata"]["annotations"].clone();
+    if annotations.is_null() {
+        if let Some(meta) = primary.data["spec"]["template"]["metadata"].as_object_mut() {
+            meta.remove("annotations");
+        }
+    }
 }
 
-fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectReference {
-    let meta = object.meta();
+fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
     ObjectReference {
         api_version: Some(K::api_version(&()).into_owned()),
         kind: Some(K::kind(&()).into_owned()),
@@ -326,10 +365,14 @@ fn reference<K: Resource<DynamicType = ()>>(object: &K) -> ObjectReference {
     }
 }
 
-fn set_replicas(deployment: &mut Deployment, replicas: u32) {
-    if let Some(spec) = deployment.spec.as_mut() {
-        spec.replicas = Some(i32::try_from(replicas).unwrap_or(i32::MAX));
-    }
+fn set_replicas(deployment: &mut DynamicObject, replicas: u32) {
+    *pointer(&mut deployment.data, &["spec", "replicas"]) = json!(replicas);
+}
+
+/// What a decision about a Deployment rests on, read from the raw object.
+fn raw_basis(deployment: &DynamicObject) -> (Option<&str>, Option<i64>, Option<&str>) {
+    let promoting = deployment.metadata.annotations.as_ref().and_then(|a| a.get(model::ANNOTATION_PROMOTING));
+    (deployment.metadata.uid.as_deref(), deployment.metadata.generation, promoting.map(String::as_str))
 }
 
 /// Writes on behalf of one user, for one service.
@@ -341,82 +384,92 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Makes `change` to a Deployment as read (`based_on`) and replaces it
-    /// at that resourceVersion. On a 409 the object is read again: if its
-    /// spec or promotion mark moved on, it is a conflict; if only status or
-    /// metadata did, the same change is made to the fresh object, which
-    /// keeps what the other writer did.
+    /// The raw API for a kind: objects as JSON, so fields this build's
+    /// types do not know (a newer cluster, experimental Gateway API fields)
+    /// survive a write.
+    pub fn raw<K: Resource<DynamicType = ()>>(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.target.namespace, &ApiResource::erase::<K>(&()))
+    }
+
+    /// Makes `change` to a Deployment and replaces it at the resourceVersion
+    /// it has on the server, provided what the decision was based on (its
+    /// spec's generation, the promotion mark) is still what `based_on`
+    /// says; else it is a conflict. A 409 (status or metadata moved on in
+    /// between) means: read again, check again, make the change again.
     pub async fn deployment(
         &self,
         based_on: &Deployment,
-        change: impl Fn(&mut Deployment) -> Result<(), BackendError>,
-    ) -> Result<Deployment, BackendError> {
+        change: impl Fn(&mut DynamicObject) -> Result<(), BackendError>,
+    ) -> Result<DynamicObject, BackendError> {
         let name = based_on.metadata.name.clone().unwrap_or_default();
         let what = describe("Deployment", &self.target.namespace, &name);
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.target.namespace);
-        let mut current = based_on.clone();
-        for _ in 0..RETRIES {
-            let mut attempt = current.clone();
-            change(&mut attempt)?;
-            match api.replace(&name, &PostParams::default(), &attempt).await {
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    let fresh = api.get(&name).await.map_err(|e| backend_error(&what, e))?;
-                    if deployment_basis(&fresh) != deployment_basis(based_on) {
-                        return Err(BackendError::Conflict(what));
-                    }
-                    current = fresh;
-                }
-                result => return result.map_err(|e| backend_error(&what, e)),
-            }
-        }
-        Err(BackendError::Conflict(what))
+        let basis = deployment_basis(based_on);
+        self.write(self.raw::<Deployment>(), &name, &what, |raw| raw_basis(raw) == basis, change).await
     }
 
     /// The same as `deployment`, for an HTTPRoute (its generation is its basis).
     async fn route(
         &self,
         based_on: &HttpRoute,
-        change: impl Fn(&mut HttpRoute) -> Result<(), BackendError>,
-    ) -> Result<HttpRoute, BackendError> {
+        change: impl Fn(&mut DynamicObject) -> Result<(), BackendError>,
+    ) -> Result<DynamicObject, BackendError> {
         let name = based_on.metadata.name.clone().unwrap_or_default();
         let what = describe("HTTPRoute", &self.target.namespace, &name);
-        let api: Api<HttpRoute> = Api::namespaced(self.client.clone(), &self.target.namespace);
-        let mut current = based_on.clone();
+        let basis = (based_on.metadata.uid.as_deref(), based_on.metadata.generation);
+        let same = |raw: &DynamicObject| (raw.metadata.uid.as_deref(), raw.metadata.generation) == basis;
+        self.write(self.raw::<HttpRoute>(), &name, &what, same, change).await
+    }
+
+    async fn write(
+        &self,
+        api: Api<DynamicObject>,
+        name: &str,
+        what: &str,
+        unchanged: impl Fn(&DynamicObject) -> bool,
+        change: impl Fn(&mut DynamicObject) -> Result<(), BackendError>,
+    ) -> Result<DynamicObject, BackendError> {
         for _ in 0..RETRIES {
-            let mut attempt = current.clone();
-            change(&mut attempt)?;
-            match api.replace(&name, &PostParams::default(), &attempt).await {
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    let fresh = api.get(&name).await.map_err(|e| backend_error(&what, e))?;
-                    if (&fresh.metadata.uid, fresh.metadata.generation)
-                        != (&based_on.metadata.uid, based_on.metadata.generation)
-                    {
-                        return Err(BackendError::Conflict(what));
-                    }
-                    current = fresh;
-                }
-                result => return result.map_err(|e| backend_error(&what, e)),
+            let mut object = api.get(name).await.map_err(|e| backend_error(what, e))?;
+            if !unchanged(&object) {
+                return Err(BackendError::Conflict(what.to_owned()));
+            }
+            change(&mut object)?;
+            match api.replace(name, &PostParams::default(), &object).await {
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                result => return result.map_err(|e| backend_error(what, e)),
             }
         }
-        Err(BackendError::Conflict(what))
+        Err(BackendError::Conflict(what.to_owned()))
     }
 
     /// Moves the canary to `weight` percent (with a new `image`, when one
     /// is given). With a route: the canary is first scaled so it can carry
     /// its share (the primary's replicas × the weight, never fewer than it
-    /// has), then the weights move; at 0 the traffic goes first and the
-    /// pods after. Without a route, by the replica ratio. Returns what the
-    /// Event should be about.
+    /// has) and its pods must be ready before the weights move; at 0 the
+    /// traffic goes first and the pods after. Without a route, by the
+    /// replica ratio. Returns what the Event should be about.
     pub async fn shift(&self, read: &Read, image: Option<&str>, weight: u8) -> Result<ObjectReference, BackendError> {
+        if let Some(missing) = &read.missing_route {
+            return Err(BackendError::NotFound(format!("{missing}, which holds {}'s traffic split", self.target.name)));
+        }
+        let container = self.target.container.as_deref();
         let Some(canary) = read.canary.as_ref() else {
-            return if weight == 0 { Ok(reference(&read.primary)) } else { Err(no_canary(self.target)) };
+            // No canary Deployment: its traffic (if a route still sends any) can still go.
+            return match (&read.route, weight) {
+                (Some(route), 0) => {
+                    let written = self.route(route, |r| set_weights(r, self.target, 0)).await?;
+                    Ok(reference::<HttpRoute>(&written.metadata))
+                }
+                (None, 0) => Ok(reference::<Deployment>(&read.primary.metadata)),
+                _ => Err(no_canary(self.target)),
+            };
         };
         let primary_replicas = model::spec_replicas(&read.primary);
         let canary_replicas = model::spec_replicas(canary);
         let canary_change = |replicas: u32| {
-            move |d: &mut Deployment| {
+            move |d: &mut DynamicObject| {
                 if let Some(image) = image {
-                    set_image(d, self.target, image)?;
+                    set_image(d, container, image)?;
                 }
                 set_replicas(d, replicas);
                 Ok(())
@@ -424,7 +477,7 @@ impl Writer<'_> {
         };
         let Some(route) = &read.route else {
             let (primary_to, canary_to) = model::ratio_replicas(primary_replicas, canary_replicas, weight);
-            let resize_primary = |d: &mut Deployment| {
+            let resize_primary = |d: &mut DynamicObject| {
                 set_replicas(d, primary_to);
                 Ok(())
             };
@@ -441,23 +494,51 @@ impl Writer<'_> {
                 }
                 written
             };
-            return Ok(reference(&written));
+            return Ok(reference::<Deployment>(&written.metadata));
         };
-        let weights = |r: &mut HttpRoute| set_weights(r, self.target, weight);
+        let weights = |r: &mut DynamicObject| set_weights(r, self.target, weight);
         if weight == 0 {
             // Traffic first, then the pods it no longer reaches.
             let written = self.route(route, weights).await?;
             let done = ["traffic moved to the primary".to_owned()];
             self.deployment(canary, canary_change(0)).await.map_err(|e| partly(e, &done))?;
-            return Ok(reference(&written));
+            return Ok(reference::<HttpRoute>(&written.metadata));
         }
         let share = (u64::from(primary_replicas) * u64::from(weight)).div_ceil(100);
         let wanted = u32::try_from(share).unwrap_or(u32::MAX).max(1).max(canary_replicas);
-        // Pods first, then the traffic that reaches them.
-        self.deployment(canary, canary_change(wanted)).await?;
+        // Pods first, ready, then the traffic that reaches them.
+        let written = self.deployment(canary, canary_change(wanted)).await?;
         let done = ["the canary updated".to_owned()];
+        let ready = typed::<Deployment>(&written)?;
+        self.until_ready(&ready, wanted).await.map_err(|e| partly(e, &done))?;
         let written = self.route(route, weights).await.map_err(|e| partly(e, &done))?;
-        Ok(reference(&written))
+        Ok(reference::<HttpRoute>(&written.metadata))
+    }
+
+    /// Waits until the canary has `wanted` ready pods of its current spec,
+    /// so no share of traffic is sent to pods that cannot serve it.
+    async fn until_ready(&self, canary: &Deployment, wanted: u32) -> Result<(), BackendError> {
+        let name = canary.metadata.name.clone().unwrap_or_default();
+        let what = describe("Deployment", &self.target.namespace, &name);
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.target.namespace);
+        let generation = canary.metadata.generation.unwrap_or(0);
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
+        loop {
+            let now = api.get(&name).await.map_err(|e| backend_error(&what, e))?;
+            let status = now.status.clone().unwrap_or_default();
+            let ready = u32::try_from(status.ready_replicas.unwrap_or(0)).unwrap_or(0);
+            let updated = u32::try_from(status.updated_replicas.unwrap_or(0)).unwrap_or(0);
+            if status.observed_generation.unwrap_or(0) >= generation && ready >= wanted && updated >= wanted {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::Failed(format!(
+                    "{what} has {ready} of {wanted} pods ready after {} s: traffic not moved",
+                    READY_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
     }
 
     /// `kubectl rollout undo`: a revision's template (the one before the
@@ -465,7 +546,7 @@ impl Writer<'_> {
     /// `pod-template-hash`; nothing is written if it already matches. Also
     /// clears a promotion in flight. Returns the revision restored and the
     /// primary as written.
-    pub async fn undo(&self, read: &Read, to: Option<u64>) -> Result<(u64, Deployment), BackendError> {
+    pub async fn undo(&self, read: &Read, to: Option<u64>) -> Result<(u64, DynamicObject), BackendError> {
         let mut by_revision: Vec<(u64, &ReplicaSet)> =
             read.replica_sets.iter().filter_map(|rs| Some((model::revision_number(rs)?, rs))).collect();
         by_revision.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
@@ -479,15 +560,22 @@ impl Writer<'_> {
                 None => format!("{} has no earlier revision", self.target.primary),
             }));
         };
-        let template = model::undo_template(rs)
-            .ok_or_else(|| BackendError::Failed(format!("revision {revision} has no pod template")))?;
         let promoting = model::promoting(&read.primary).is_some();
-        let same = read.primary.spec.as_ref().is_some_and(|s| s.template == template);
+        let same =
+            model::undo_template(rs).is_some_and(|t| read.primary.spec.as_ref().is_some_and(|s| s.template == t));
         if same && !promoting {
             return Err(BackendError::Unsupported(format!(
                 "{} already runs revision {revision}'s template: nothing to undo",
                 self.target.primary
             )));
+        }
+        // The template as the server has it, fields this build does not know included.
+        let rs_name = rs.metadata.name.clone().unwrap_or_default();
+        let what = describe("ReplicaSet", &self.target.namespace, &rs_name);
+        let raw = self.raw::<ReplicaSet>().get(&rs_name).await.map_err(|e| backend_error(&what, e))?;
+        let mut template = raw.data["spec"]["template"].clone();
+        if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
+            labels.remove(model::POD_TEMPLATE_HASH);
         }
         let written = self
             .deployment(&read.primary, |primary| {
@@ -495,9 +583,7 @@ impl Writer<'_> {
                     annotations.remove(model::ANNOTATION_PROMOTING);
                     annotations.remove(ANNOTATION_PROMOTED_FROM);
                 }
-                if let Some(spec) = primary.spec.as_mut() {
-                    spec.template = template.clone();
-                }
+                *pointer(&mut primary.data, &["spec", "template"]) = template.clone();
                 Ok(())
             })
             .await?;
@@ -538,34 +624,49 @@ impl Writer<'_> {
 }
 
 /// Sets the canary's weight in every rule that names the canary backend:
-/// the two backends' weights become (100 − w, w). A route without such a
-/// rule cannot carry the split: that is an error, not a silent no-op.
-pub fn set_weights(route: &mut HttpRoute, target: &Target, weight: u8) -> Result<(), BackendError> {
-    let weight = i32::from(weight.min(100));
+/// the canary gets `w`, the rule's other backends share 100 − w in the
+/// proportions they had (all to the primary backend if they had none). A
+/// route without such a rule cannot carry the split: that is an error, not
+/// a silent no-op.
+pub fn set_weights(route: &mut DynamicObject, target: &Target, weight: u8) -> Result<(), BackendError> {
+    let weight = u64::from(weight.min(100));
+    let name = route.metadata.name.clone().unwrap_or_default();
     let mut found = false;
-    for rule in route.spec.rules.iter_mut().flatten() {
-        let Some(refs) = rule.backend_refs.as_mut() else { continue };
-        if !refs.iter().any(|r| r.name == target.canary_backend) {
+    for rule in route.data["spec"]["rules"].as_array_mut().into_iter().flatten() {
+        let Some(refs) = rule["backendRefs"].as_array_mut() else { continue };
+        if !refs.iter().any(|r| r["name"] == target.canary_backend.as_str()) {
             continue;
         }
         found = true;
-        for backend in refs.iter_mut() {
-            if backend.name == target.canary_backend {
-                backend.weight = Some(weight);
-            } else if backend.name == target.primary_backend {
-                backend.weight = Some(100 - weight);
-            }
+        // A backendRef without a weight has weight 1.
+        let own = |r: &Value| r["weight"].as_u64().unwrap_or(1);
+        let others: u64 = refs.iter().filter(|r| r["name"] != target.canary_backend.as_str()).map(own).sum();
+        let rest = 100 - weight;
+        let mut given = 0;
+        let last_other = refs.iter().rposition(|r| r["name"] != target.canary_backend.as_str());
+        for (i, backend) in refs.iter_mut().enumerate() {
+            let value = if backend["name"] == target.canary_backend.as_str() {
+                weight
+            } else if others == 0 {
+                if backend["name"] == target.primary_backend.as_str() { rest } else { 0 }
+            } else if Some(i) == last_other {
+                // Rounding leftovers go to the last, so the rule sums to 100.
+                rest - given
+            } else {
+                let share = own(backend) * rest / others;
+                given += share;
+                share
+            };
+            backend["weight"] = json!(value);
         }
     }
     if found {
         Ok(())
     } else {
         Err(BackendError::Failed(format!(
-            "HTTPRoute {}/{} has no rule with a backendRef to `{}`: add one (weight 0), or name the canary's \
+            "HTTPRoute {}/{name} has no rule with a backendRef to `{}`: add one (weight 0), or name the canary's \
              Service in [service.kubernetes] canary_backend",
-            target.namespace,
-            route.metadata.name.as_deref().unwrap_or_default(),
-            target.canary_backend
+            target.namespace, target.canary_backend
         )))
     }
 }
@@ -579,46 +680,53 @@ mod tests {
         Client::try_from(kube::Config::new(server.url().parse().expect("a URI"))).expect("a client")
     }
 
-    async fn checkout(client: &Client) -> Target {
+    fn checkout() -> Target {
         let config: crate::config::Config =
             toml::from_str("[[service]]\nname = \"checkout\"\nstage = \"mission-critical\"\n").expect("a config");
         let mut target = model::discover(&config, &["shop".into()], &[], &[]).remove(0);
         target.route = Some("checkout".into());
-        let _ = Read::fetch(client, &target).await.expect("the seeded service reads");
         target
     }
 
     #[tokio::test]
-    async fn a_write_raced_by_metadata_is_remade_on_the_fresh_object_and_a_spec_race_is_a_conflict() {
+    async fn writes_keep_what_others_and_newer_clusters_put_there_and_refuse_a_changed_spec() {
         let server = FakeApiServer::start(ServerConfig::default()).await.expect("the server");
         server.seed(0, 0).expect("seeded");
         let client = client(&server);
-        let target = checkout(&client).await;
+        let target = checkout();
         let clock = Clock::system();
         let writer = Writer { client: &client, target: &target, user: "alice", clock: &clock };
         let api: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+        let raw = writer.raw::<Deployment>();
 
-        // Someone labels the canary after cockpit read it: the server refuses
-        // cockpit's write (409), cockpit makes its change to the fresh object.
+        // Fields these types do not know (a newer cluster), in the spec and in a container.
+        let mut canary = raw.get("checkout-canary").await.expect("read");
+        canary.data["spec"]["futureField"] = json!("kept");
+        canary.data["spec"]["template"]["spec"]["containers"][0]["futureContainerField"] = json!(7);
+        raw.replace("checkout-canary", &PostParams::default(), &canary).await.expect("written");
+        // Someone labels the canary after cockpit read it: not a conflict, and the label stays.
         let read = api.get("checkout-canary").await.expect("read");
-        let mut labelled = read.clone();
+        let mut labelled = raw.get("checkout-canary").await.expect("read");
         labelled.metadata.labels.get_or_insert_with(Default::default).insert("team".into(), "payments".into());
-        api.replace("checkout-canary", &PostParams::default(), &labelled).await.expect("labelled");
+        raw.replace("checkout-canary", &PostParams::default(), &labelled).await.expect("labelled");
         let written = writer
             .deployment(&read, |d| {
                 set_replicas(d, 2);
-                Ok(())
+                set_image(d, None, "shop/checkout:2.3.0")
             })
             .await
             .expect("a metadata race is not a conflict");
-        assert_eq!(model::spec_replicas(&written), 2);
+        assert_eq!(written.data["spec"]["replicas"], 2);
+        assert_eq!(written.data["spec"]["template"]["spec"]["containers"][0]["image"], "shop/checkout:2.3.0");
+        assert_eq!(written.data["spec"]["futureField"], "kept");
+        assert_eq!(written.data["spec"]["template"]["spec"]["containers"][0]["futureContainerField"], 7);
         assert_eq!(written.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str), Some("payments"));
 
         // Someone scales it: a spec race is a conflict, and their value stays.
         let read = api.get("checkout-canary").await.expect("read");
-        let mut scaled = read.clone();
+        let mut scaled = raw.get("checkout-canary").await.expect("read");
         set_replicas(&mut scaled, 5);
-        api.replace("checkout-canary", &PostParams::default(), &scaled).await.expect("scaled");
+        raw.replace("checkout-canary", &PostParams::default(), &scaled).await.expect("scaled");
         let raced = writer
             .deployment(&read, |d| {
                 set_replicas(d, 3);
@@ -631,26 +739,54 @@ mod tests {
         // The same for the route's weights.
         let routes: Api<HttpRoute> = Api::namespaced(client.clone(), "shop");
         let read = routes.get("checkout").await.expect("read");
-        let mut other = read.clone();
+        let raw_routes = writer.raw::<HttpRoute>();
+        let mut other = raw_routes.get("checkout").await.expect("read");
         set_weights(&mut other, &target, 30).expect("the route has the canary backend");
-        routes.replace("checkout", &PostParams::default(), &other).await.expect("reweighted");
+        raw_routes.replace("checkout", &PostParams::default(), &other).await.expect("reweighted");
         let raced = writer.route(&read, |r| set_weights(r, &target, 50)).await;
         assert!(matches!(raced, Err(BackendError::Conflict(_))), "{raced:?}");
         let now = routes.get("checkout").await.expect("read");
-        assert_eq!(model::route_weights(&now, "checkout", "checkout-canary"), Some((70, 30)));
+        assert_eq!(model::route_weights(&now, "checkout-canary"), Some((70, 30)));
+    }
+
+    fn route(refs: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"rules": [{"backendRefs": refs}]},
+        }))
+        .expect("a route")
+    }
+
+    fn weights(route: &DynamicObject) -> Vec<(String, u64)> {
+        route.data["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .expect("refs")
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap_or_default().to_owned(), r["weight"].as_u64().unwrap_or(1)))
+            .collect()
     }
 
     #[test]
-    fn a_route_without_the_canary_backend_cannot_carry_the_split() {
-        let config: crate::config::Config =
-            toml::from_str("[[service]]\nname = \"web\"\nstage = \"production\"\n").expect("a config");
-        let target = model::discover(&config, &["shop".into()], &[], &[]).remove(0);
-        let mut route: HttpRoute = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
-        }))
-        .expect("a route");
-        let error = set_weights(&mut route, &target, 25).expect_err("no canary backend");
-        assert!(error.to_string().contains("no rule with a backendRef to `web-canary`"), "{error}");
+    fn weights_give_the_canary_its_share_and_the_others_theirs_in_proportion() {
+        let target = checkout();
+        let mut two = route(json!([{"name": "checkout", "weight": 90}, {"name": "checkout-canary", "weight": 10}]));
+        set_weights(&mut two, &target, 25).expect("set");
+        assert_eq!(weights(&two), [("checkout".into(), 75), ("checkout-canary".into(), 25)]);
+        let mut three = route(json!([
+            {"name": "checkout", "weight": 60}, {"name": "checkout-eu", "weight": 30}, {"name": "checkout-canary", "weight": 10}
+        ]));
+        set_weights(&mut three, &target, 50).expect("set");
+        assert_eq!(
+            weights(&three),
+            [("checkout".into(), 33), ("checkout-eu".into(), 17), ("checkout-canary".into(), 50)],
+            "the rule still sums to 100"
+        );
+        let mut unweighted = route(json!([{"name": "checkout"}, {"name": "checkout-canary", "weight": 0}]));
+        set_weights(&mut unweighted, &target, 5).expect("set");
+        assert_eq!(weights(&unweighted), [("checkout".into(), 95), ("checkout-canary".into(), 5)]);
+        let mut without = route(json!([{"name": "checkout", "port": 80}]));
+        let error = set_weights(&mut without, &target, 25).expect_err("no canary backend");
+        assert!(error.to_string().contains("no rule with a backendRef to `checkout-canary`"), "{error}");
     }
 }

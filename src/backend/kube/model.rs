@@ -276,17 +276,20 @@ pub fn rollout_status(deployment: &Deployment, replica_sets: &[&ReplicaSet], con
     }
 }
 
-/// The weights of the primary and canary backends in the first rule of a
-/// route that names the canary backend (a missing weight is 1, as the
-/// Gateway API says).
-pub fn route_weights(route: &HttpRoute, primary_backend: &str, canary_backend: &str) -> Option<(u32, u32)> {
+/// The weights (everything else, canary) in the first rule of a route that
+/// names the canary backend: every other backend of the rule carries the
+/// rest of the traffic, the primary's among them. A missing weight is 1, as
+/// the Gateway API says.
+pub fn route_weights(route: &HttpRoute, canary_backend: &str) -> Option<(u32, u32)> {
     let rules = route.spec.rules.as_ref()?;
     rules.iter().find_map(|rule| {
         let refs = rule.backend_refs.as_ref()?;
-        let weight = |name: &str| {
-            refs.iter().filter(|r| r.name == name).map(|r| u32::try_from(r.weight.unwrap_or(1)).unwrap_or(0)).sum()
+        let weight = |r: &&gateway_api::apis::standard::httproutes::HttpRouteRulesBackendRefs| {
+            u32::try_from(r.weight.unwrap_or(1)).unwrap_or(0)
         };
-        refs.iter().any(|r| r.name == canary_backend).then(|| (weight(primary_backend), weight(canary_backend)))
+        let canary: u32 = refs.iter().filter(|r| r.name == canary_backend).map(|r| weight(&r)).sum();
+        let rest: u32 = refs.iter().filter(|r| r.name != canary_backend).map(|r| weight(&r)).sum();
+        refs.iter().any(|r| r.name == canary_backend).then_some((rest, canary))
     })
 }
 
@@ -325,8 +328,15 @@ pub fn traffic(
 ) -> Traffic {
     let container = target.container.as_deref();
     let canary_replicas = canary.map_or(0, spec_replicas);
-    let canary_image = canary.filter(|_| canary_replicas > 0).map(|c| image(c, container));
-    let split = route.and_then(|r| Some((r, route_weights(r, &target.primary_backend, &target.canary_backend)?)));
+    let split = route.and_then(|r| Some((r, route_weights(r, &target.canary_backend)?)));
+    // Live while it has pods or the route sends it traffic (which then fails:
+    // the weight is shown, and roll back empties it).
+    let routed = split.is_some_and(|(_, (_, c))| c > 0);
+    let canary_image = match canary {
+        Some(c) if canary_replicas > 0 || routed => Some(image(c, container)),
+        None if routed => Some(format!("{} (no Deployment)", target.canary_deployment)),
+        _ => None,
+    };
     let (target_weight, note) = match split {
         Some((route, (p, c))) => (percent(p, c), Some(format!("HTTPRoute {} {p}/{c}", name_of(&route.metadata)))),
         None => {
@@ -356,8 +366,8 @@ pub fn traffic(
     };
     Traffic {
         primary_image: image(primary, container),
+        target_weight: if canary_image.is_some() { target_weight } else { 0 },
         canary_image,
-        target_weight: if canary_replicas > 0 { target_weight } else { 0 },
         actual_weight: None,
         note,
     }
@@ -454,11 +464,11 @@ mod tests {
             ]},
         }))
         .expect("a route");
-        assert_eq!(route_weights(&route, "checkout", "checkout-canary"), Some((3, 1)));
+        assert_eq!(route_weights(&route, "checkout-canary"), Some((3, 1)));
         assert_eq!(percent(3, 1), 25);
         assert_eq!(percent(0, 0), 0);
         assert_eq!(percent(2, 1), 33);
-        assert_eq!(route_weights(&route, "checkout", "nope"), None);
+        assert_eq!(route_weights(&route, "nope"), None);
     }
 
     #[test]
