@@ -552,8 +552,9 @@ fn print_outcome(service: &str, outcome: cockpit::headless::Outcome) -> i32 {
     }
 }
 
-/// Follows a full promotion to its end: the canary emptied once the
-/// primary has rolled out, or the rollout failing.
+/// Follows a full promotion to its end: the Event that says it is complete
+/// (written after traffic returned, the canary was emptied and the mark was
+/// removed), or the rollout failing. Problems on the way are printed.
 async fn finish_promotion(
     state: &mut AppState,
     inbox: &mut mpsc::Receiver<Msg>,
@@ -561,18 +562,25 @@ async fn finish_promotion(
     clock: Clock,
 ) -> Result<String, String> {
     use cockpit::domain::rollout::RolloutPhase;
+    let started = clock.now().plus(cockpit::domain::Millis(-1_000));
     let wait = async {
         while let Some(msg) = inbox.recv().await {
+            if let Msg::Problem(problem) = &msg {
+                eprintln!("{service}: {problem}");
+            }
             cockpit::state::update(state, clock.now(), msg);
+            let complete = state
+                .timeline
+                .iter()
+                .find(|c| c.service == service && c.at >= started && c.summary.starts_with("promotion complete"));
+            if let Some(change) = complete {
+                return Ok(change.summary.clone());
+            }
             let Some(view) = state.service(service) else { continue };
             if view.rollout.as_ref().is_some_and(|r| r.phase == RolloutPhase::Failed) {
                 return Err("the primary's rollout failed (progress deadline exceeded); roll back with \
                             `cockpit rollback`"
                     .to_owned());
-            }
-            if view.traffic.as_ref().is_some_and(|t| t.canary_image.is_none()) {
-                let image = view.rollout.as_ref().map(|r| r.image.clone()).unwrap_or_default();
-                return Ok(format!("promotion complete: the primary runs {image}, the canary is empty"));
             }
         }
         Err("the Kubernetes source stopped".to_owned())

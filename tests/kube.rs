@@ -48,20 +48,26 @@ struct Cockpit {
 
 struct Setup {
     read_only: bool,
+    /// The fake controller's speed: simulated seconds per real second.
+    speed: f64,
     rules: Option<Vec<AccessRule>>,
     config: &'static str,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Setup { read_only: false, rules: None, config: "[kubernetes]\nnamespaces = [\"shop\"]\n" }
+        Setup { read_only: false, speed: 40.0, rules: None, config: "[kubernetes]\nnamespaces = [\"shop\"]\n" }
     }
 }
 
 fn server_config(rules: Option<Vec<AccessRule>>) -> ServerConfig {
+    server_config_at(rules, 40.0)
+}
+
+fn server_config_at(rules: Option<Vec<AccessRule>>, speed: f64) -> ServerConfig {
     // Generated log lines would push the tests' own lines out of a tail: one an hour.
     let controller = ControllerConfig {
-        speed: 40.0,
+        speed,
         tick: Duration::from_millis(50),
         log_interval: Duration::from_secs(3600),
         ..ControllerConfig::default()
@@ -76,8 +82,8 @@ fn client_of(server: &FakeApiServer) -> Client {
 
 impl Cockpit {
     async fn start(setup: Setup) -> Cockpit {
-        let server =
-            FakeApiServer::start(server_config(setup.rules.clone())).await.expect("the fake API server starts");
+        let config = server_config_at(setup.rules.clone(), setup.speed);
+        let server = FakeApiServer::start(config).await.expect("the fake API server starts");
         server.seed(0, 0).expect("the shop team is seeded");
         Cockpit::on(server, setup).await
     }
@@ -288,7 +294,8 @@ async fn the_team_appears_by_label_with_stages_rollouts_and_the_route_split() {
 
 #[tokio::test]
 async fn a_deploy_shows_the_rollout_progressing_to_complete_and_leaves_an_event() {
-    let mut cockpit = Cockpit::start(Setup::default()).await;
+    // A slower controller: the rollout lasts long enough to be seen progressing on a loaded machine.
+    let mut cockpit = Cockpit::start(Setup { speed: 4.0, ..Setup::default() }).await;
     cockpit
         .until("frontend rolled out", |s| rollout_is(s, "frontend", "shop/frontend:1.4.0", RolloutPhase::Complete))
         .await;
@@ -355,12 +362,13 @@ async fn promotion_moves_the_route_weights_step_by_step_then_fully() {
     cockpit
         .until_server("traffic back on the primary, the canary at 0", |client| async move {
             let canary = deployment(&client, "checkout-canary").await;
+            let primary = deployment(&client, "checkout").await;
             route_weights(&client).await == [("checkout".into(), 100), ("checkout-canary".into(), 0)]
                 && replicas(&canary) == 0
+                && !primary.metadata.annotations.unwrap_or_default().contains_key("cockpit.dev/promoting")
         })
         .await;
     let primary = deployment(&cockpit.other, "checkout").await;
-    assert!(!primary.metadata.annotations.unwrap_or_default().contains_key("cockpit.dev/promoting"));
     assert_eq!(
         primary.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).and_then(|l| l.get("app").cloned()),
         Some("checkout".into()),
@@ -645,6 +653,11 @@ async fn the_headless_full_promotion_waits_for_its_end() {
     let client = client_of(&server);
     assert_eq!(route_weights(&client).await, [("checkout".into(), 100), ("checkout-canary".into(), 0)]);
     assert_eq!(replicas(&deployment(&client, "checkout-canary").await), 0);
+    let primary = deployment(&client, "checkout").await;
+    assert!(
+        !primary.metadata.annotations.unwrap_or_default().contains_key("cockpit.dev/promoting"),
+        "the mark is gone"
+    );
     let entries = AuditLog::read(&audit).expect("the audit log");
     assert_eq!((entries[0].action.as_str(), entries[0].outcome.as_str()), ("promote-full", "ok"));
 }
