@@ -753,6 +753,26 @@ async fn the_example_manifests_apply_with_kubectl_and_a_replica_ratio_canary_ste
     assert_eq!(replicas(&deployment(&cockpit.other, "catalog-canary").await), 0);
 }
 
+#[tokio::test]
+async fn without_the_gateway_api_the_cluster_is_live_and_canaries_go_by_replica_ratio() {
+    let mut config = server_config(None);
+    config.without_groups = vec!["gateway.networking.k8s.io".into()];
+    let server = FakeApiServer::start(config).await.expect("the server");
+    server.seed(0, 0).expect("seeded, the route is only in the store");
+    let mut cockpit = Cockpit::on(server, Setup::default()).await;
+    cockpit.select("checkout");
+    cockpit.until("the split by pods", |s| weight(s, "checkout") == Some(25)).await;
+    let screen = cockpit.screen();
+    assert!(screen.contains("● live"), "{screen}");
+    assert!(screen.contains("1 of 4 pods"), "3 primary and 1 canary pods: {screen}");
+    assert!(screen.contains("HTTPRoutes (canaries by replica ratio)"), "said once: {screen}");
+    // Promoting moves pods, since no route can be written.
+    let summary = done(&cockpit.act("checkout", Op::Promote { full: false }).await).to_owned();
+    assert!(summary.starts_with("canary 25 → 50 %"), "{summary}");
+    assert_eq!(replicas(&deployment(&cockpit.other, "checkout-canary").await), 2);
+    assert_eq!(replicas(&deployment(&cockpit.other, "checkout").await), 2);
+}
+
 /// A cockpit on `target` that never connects; returns the screen once the
 /// source has said why.
 async fn unreachable_screen(target: ClusterTarget) -> String {

@@ -5,7 +5,10 @@
 
 use super::model::Target;
 use crate::event::Denied;
-use k8s_openapi::api::authorization::v1::{ResourceRule, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec, SelfSubjectRulesReview,
+    SelfSubjectRulesReviewSpec,
+};
 use kube::api::PostParams;
 use kube::{Api, Client};
 
@@ -27,8 +30,10 @@ fn needs(target: &Target) -> Vec<(&'static str, Vec<Needs>)> {
         if target.route.is_some() { vec![UPDATE_DEPLOYMENTS, UPDATE_ROUTES] } else { vec![UPDATE_DEPLOYMENTS] };
     let mut rollback = traffic.clone();
     rollback.push(LIST_REPLICA_SETS);
+    // A prototype's deploy changes its primary only.
+    let deploy = if target.stage.uses_canary() { traffic.clone() } else { vec![UPDATE_DEPLOYMENTS] };
     vec![
-        ("deploy", traffic.clone()),
+        ("deploy", deploy),
         ("promote", traffic.clone()),
         ("promote-full", traffic),
         ("rollback", rollback),
@@ -68,8 +73,14 @@ pub fn denied_ops(rules: &[ResourceRule], target: &Target) -> Vec<Denied> {
         .collect()
 }
 
+/// Every permission some action may need.
+const ALL_NEEDS: [Needs; 3] = [UPDATE_DEPLOYMENTS, UPDATE_ROUTES, LIST_REPLICA_SETS];
+
 /// The rules that apply to the user in `namespace`; `None` when the
-/// server could not say for sure (the review is incomplete).
+/// server could not say. When the rules review is incomplete (webhook or
+/// cloud IAM authorisers decide too), each permission an action needs is
+/// asked on its own with a SelfSubjectAccessReview, and the answers stand
+/// in for the rules.
 pub async fn review(client: &Client, namespace: &str) -> Result<Option<Vec<ResourceRule>>, String> {
     let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
     let review = SelfSubjectRulesReview {
@@ -78,12 +89,36 @@ pub async fn review(client: &Client, namespace: &str) -> Result<Option<Vec<Resou
     };
     let answer = api.create(&PostParams::default(), &review).await.map_err(|e| e.to_string())?;
     let status = answer.status.unwrap_or_default();
-    if status.incomplete {
-        // Other authorisers (webhooks, cloud IAM) may allow more than the
-        // rules say: disable nothing on a partial answer.
-        return Ok(None);
+    if !status.incomplete {
+        return Ok(Some(status.resource_rules));
     }
-    Ok(Some(status.resource_rules))
+    let access: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let mut rules = Vec::new();
+    for need in ALL_NEEDS {
+        let question = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_owned()),
+                    verb: Some(need.verb.to_owned()),
+                    group: Some(need.group.to_owned()),
+                    resource: Some(need.resource.to_owned()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let Ok(answer) = access.create(&PostParams::default(), &question).await else { return Ok(None) };
+        if answer.status.is_some_and(|s| s.allowed) {
+            rules.push(ResourceRule {
+                verbs: vec![need.verb.to_owned()],
+                api_groups: Some(vec![need.group.to_owned()]),
+                resources: Some(vec![need.resource.to_owned()]),
+                resource_names: None,
+            });
+        }
+    }
+    Ok(Some(rules))
 }
 
 #[cfg(test)]

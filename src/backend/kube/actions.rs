@@ -594,11 +594,12 @@ impl Writer<'_> {
     pub async fn event(&self, on: ObjectReference, reason: &str, summary: &str) -> Result<(), String> {
         let now = self.clock.now();
         let namespace = on.namespace.clone().unwrap_or_else(|| self.target.namespace.clone());
-        let name = format!("{}.cockpit.{:x}", on.name.as_deref().unwrap_or("object"), now.0);
+        // The server completes the name: two cockpits acting at once never clash.
+        let prefix = format!("{}.cockpit.", on.name.as_deref().unwrap_or("object"));
         let time = k8s_openapi::jiff::Timestamp::from_millisecond(now.0).unwrap_or_default();
         let event = Event {
             metadata: ObjectMeta {
-                name: Some(name),
+                generate_name: Some(prefix),
                 namespace: Some(namespace.clone()),
                 labels: Some(BTreeMap::from([(model::LABEL_SERVICE.to_owned(), self.target.name.clone())])),
                 annotations: Some(BTreeMap::from([(ANNOTATION_USER.to_owned(), self.user.to_owned())])),

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use kube::{Api, Client};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -23,6 +24,18 @@ use tokio::sync::mpsc;
 const BATCH: usize = 256;
 /// Lines wait at most this long to be sent with others.
 const FLUSH: Duration = Duration::from_millis(50);
+
+/// Where a pod's log was left: the last line's kubelet timestamp in ns
+/// since the epoch, `i64::MIN` before the first.
+pub type Mark = Arc<AtomicI64>;
+
+/// A mark before the first line.
+pub fn new_mark() -> Mark {
+    Arc::new(AtomicI64::new(i64::MIN))
+}
+
+/// Lines asked for at most when resuming after a drop.
+const RESUME_TAIL: i64 = 1000;
 
 /// One pod's container to follow.
 #[derive(Debug, Clone)]
@@ -32,6 +45,8 @@ pub struct Follow {
     pub pod: String,
     pub container: Option<String>,
     pub track: Track,
+    /// Where this pod's log was left; shared with the next follower of it.
+    pub last: Mark,
     /// Lines of history to start with.
     pub tail: u32,
     pub max_line: usize,
@@ -74,15 +89,18 @@ pub async fn follow(client: Client, follow: Follow, events: mpsc::Sender<Msg>) {
     let api: Api<Pod> = Api::namespaced(client, &follow.namespace);
     let pod: Arc<str> = Arc::from(follow.pod.as_str());
     let cap = follow.max_line.saturating_mul(4).max(1024);
-    let mut last: Option<i64> = None;
+    let mut last: Option<i64> = Some(follow.last.load(Ordering::SeqCst)).filter(|l| *l != i64::MIN);
     let mut delay = follow.backoff.0;
     loop {
+        // `sinceTime` goes to the server in whole seconds: ask from the second
+        // before, and drop what was already shown by its timestamp.
+        let since = last.map(|nanos| nanos.div_euclid(1_000_000_000) - 1);
         let params = LogParams {
             container: follow.container.clone(),
             follow: true,
             timestamps: true,
-            tail_lines: if last.is_none() { Some(i64::from(follow.tail)) } else { None },
-            since_time: last.and_then(|nanos| k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(nanos)).ok()),
+            tail_lines: Some(if last.is_none() { i64::from(follow.tail) } else { RESUME_TAIL }),
+            since_time: since.and_then(|secs| k8s_openapi::jiff::Timestamp::from_second(secs).ok()),
             ..LogParams::default()
         };
         match api.log_stream(&follow.pod, &params).await {
@@ -100,6 +118,9 @@ pub async fn follow(client: Client, follow: Follow, events: mpsc::Sender<Msg>) {
                             let (nanos, text) = split_timestamp(&line);
                             if nanos.is_none_or(|n| last.is_none_or(|l| n > l)) {
                                 last = nanos.or(last);
+                                if let Some(nanos) = nanos {
+                                    follow.last.store(nanos, Ordering::SeqCst);
+                                }
                                 let at = nanos.map_or_else(Timestamp::now, |n| Timestamp(n.div_euclid(1_000_000)));
                                 let mut entry = LogLine::from_raw(at, pod.clone(), follow.track, text, follow.max_line);
                                 if dropped > 0 && !entry.text.contains("[cut ") {

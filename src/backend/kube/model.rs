@@ -384,6 +384,14 @@ pub fn selects(deployment: &Deployment, pod: &Pod) -> bool {
     !wanted.is_empty() && wanted.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
+/// The container whose log a pod shows: kubectl's
+/// `kubectl.kubernetes.io/default-container` annotation, else the first
+/// (a pod with a sidecar needs one named, or the API refuses).
+pub fn log_container(pod: &Pod) -> Option<String> {
+    let annotated = pod.metadata.annotations.as_ref().and_then(|a| a.get("kubectl.kubernetes.io/default-container"));
+    annotated.cloned().or_else(|| pod.spec.as_ref()?.containers.first().map(|c| c.name.clone()))
+}
+
 /// A copy of a ReplicaSet's template fit for a Deployment's `spec.template`:
 /// without the `pod-template-hash` label, as `kubectl rollout undo` does.
 pub fn undo_template(rs: &ReplicaSet) -> Option<PodTemplateSpec> {

@@ -40,6 +40,8 @@ use tokio::task::JoinHandle;
 const SETTLE: Duration = Duration::from_millis(30);
 /// Kinds watched per namespace.
 const KINDS: usize = 5;
+/// After a failed attempt to finish a promotion, the next waits this long.
+const FINISH_RETRY: Duration = Duration::from_secs(10);
 /// Pods whose logs are followed at most, over all services; beyond it, only
 /// the focused service's pods are.
 const MAX_FOLLOWED: usize = 48;
@@ -69,6 +71,10 @@ impl Iterator for Doubling {
     type Item = Duration;
     fn next(&mut self) -> Option<Duration> {
         let now = std::time::Instant::now();
+        if self.last_error.is_some_and(|at| at.elapsed() >= self.stable) {
+            // A new outage after a quiet spell starts from the shortest wait.
+            self.next = self.min;
+        }
         self.last_error = Some(now);
         let base = self.next;
         self.next = (self.next * 2).min(self.max);
@@ -203,6 +209,8 @@ struct Session {
     sender: mpsc::Sender<Update>,
     tasks: Vec<JoinHandle<()>>,
     followers: HashMap<(String, String), JoinHandle<()>>,
+    /// The last log line's time (ns since the epoch) per pod.
+    log_marks: HashMap<(String, String), logs::Mark>,
     cache: Cache,
     rules: HashMap<String, Option<Vec<ResourceRule>>>,
     sent: Sent,
@@ -214,6 +222,9 @@ struct Session {
     said_live: bool,
     /// An outage to report.
     outage: Option<ConnectionState>,
+    /// When the current outage began: kept until a watcher yields again,
+    /// so a flapping connection still says since when it has been down.
+    outage_since: Option<crate::domain::Timestamp>,
     /// Problems to show once (a kind that cannot be watched).
     problems: Vec<String>,
     probing: Option<JoinHandle<()>>,
@@ -269,12 +280,15 @@ pub async fn run(backend: KubeBackend) {
             }
         }
         *lock(&inner.connection) = Some(connection.clone());
+        // This cluster's configured services, until its lists arrive.
+        lock(&inner.view).targets = model::discover(&inner.config, &connection.namespaces, &[], &[]);
         let mut session = Session::start(inner.clone(), connection);
         tokio::select! {
             alive = session.run() => if !alive { return },
             _ = inner.reconnect.notified() => {}
         }
         drop(session);
+        lock(&inner.view).targets.clear();
         // Another cluster: nothing of this one may stay on screen.
         let empty = SourceEvent::Inventory { backend: backend_info(&inner, None), services: Vec::new() };
         if !send(&inner, empty).await {
@@ -336,6 +350,8 @@ where
             config = config.labels(model::LABEL_SERVICE);
         }
         let mut stream = watcher(api, config).backoff(Doubling::new(backoff)).boxed();
+        let optional = matches!(kind, Kind::Route | Kind::Event);
+        let mut said_unavailable = false;
         while let Some(event) = stream.next().await {
             let update = match event {
                 Ok(watcher::Event::Init) => Update::Init(kind, namespace.clone()),
@@ -344,15 +360,19 @@ where
                 Ok(watcher::Event::Apply(object)) => Update::Apply(wrap(object)),
                 Ok(watcher::Event::Delete(object)) => Update::Delete(wrap(object)),
                 Err(error) => {
-                    if let Some(reason) = not_served(&error) {
-                        // This kind cannot be listed here (no CRD, or not allowed):
-                        // go on without it rather than call the cluster down.
-                        let _ = updates.send(Update::Unavailable { kind, namespace: namespace.clone(), reason }).await;
-                        return;
-                    }
-                    match failure(&error, &server) {
-                        Some(reason) => Update::Failed { reason },
-                        None => continue,
+                    if let Some(reason) = not_served(&error).filter(|_| optional) {
+                        // An optional kind this cluster does not serve (no Gateway API
+                        // CRDs) or forbids: carry on without it, say so once, and keep
+                        // trying (with backoff) in case it appears.
+                        if std::mem::replace(&mut said_unavailable, true) {
+                            continue;
+                        }
+                        Update::Unavailable { kind, namespace: namespace.clone(), reason }
+                    } else {
+                        match failure(&error, &server) {
+                            Some(reason) => Update::Failed { reason },
+                            None => continue,
+                        }
                     }
                 }
             };
@@ -420,6 +440,7 @@ impl Session {
             sender,
             tasks,
             followers: HashMap::new(),
+            log_marks: HashMap::new(),
             cache: Cache::default(),
             rules: HashMap::new(),
             sent: Sent::default(),
@@ -428,6 +449,7 @@ impl Session {
             live: false,
             said_live: false,
             outage: None,
+            outage_since: None,
             problems: Vec::new(),
             probing: None,
             finishing: HashMap::new(),
@@ -497,6 +519,7 @@ impl Session {
                     Kind::Event => {}
                 }
                 self.listed.insert((kind, ns));
+                self.outage_since = None;
                 self.reachable();
             }
             Update::Apply(object) => {
@@ -507,6 +530,7 @@ impl Session {
                     Object::Route(o) => self.cache.routes.apply(o),
                     Object::Event(e) => self.event(&e),
                 }
+                self.outage_since = None;
                 self.reachable();
             }
             Update::Delete(object) => match object {
@@ -519,12 +543,14 @@ impl Session {
             Update::Failed { reason } => self.unreachable(reason),
             Update::Unavailable { kind, namespace, reason } => {
                 self.listed.insert((kind, namespace.clone()));
+                if kind == Kind::Route {
+                    // Nothing known of them any more: replica-ratio canaries.
+                    self.cache.routes.init(&namespace);
+                    self.cache.routes.init_done(&namespace);
+                }
                 let what = match kind {
-                    Kind::Deployment => "Deployments",
-                    Kind::ReplicaSet => "ReplicaSets (no revisions)",
-                    Kind::Pod => "Pods (no logs)",
                     Kind::Route => "HTTPRoutes (canaries by replica ratio)",
-                    Kind::Event => "Events (no shared timeline)",
+                    _ => "Events (no shared timeline)",
                 };
                 self.problems.push(format!("{what} in {namespace}: {reason}; carrying on without them"));
                 self.reachable();
@@ -578,7 +604,8 @@ impl Session {
         self.said_live = false;
         if was_live || self.probing.is_none() {
             // Sent with the next report, which awaits room in the channel.
-            self.outage = Some(ConnectionState::Disconnected { since: self.inner.clock.now(), reason });
+            let since = *self.outage_since.get_or_insert_with(|| self.inner.clock.now());
+            self.outage = Some(ConnectionState::Disconnected { since, reason });
         }
         if self.probing.is_none() {
             let (client, tx) = (self.connection.client.clone(), self.sender.clone());
@@ -724,11 +751,14 @@ impl Session {
                 for pod in running.get(&(ns, key.as_str(), value.as_str())).into_iter().flatten() {
                     if model::selects(deployment, pod) {
                         let name = pod.metadata.name.clone().unwrap_or_default();
+                        let mark =
+                            self.log_marks.entry((ns.to_owned(), name.clone())).or_insert_with(logs::new_mark).clone();
                         let follow = Follow {
                             service: target.name.clone(),
                             namespace: ns.to_owned(),
                             pod: name.clone(),
-                            container: target.container.clone(),
+                            container: target.container.clone().or_else(|| model::log_container(pod)),
+                            last: mark,
                             track,
                             tail: inner.options.tail_lines,
                             max_line: inner.options.max_line,
@@ -761,7 +791,12 @@ impl Session {
         self.follow_logs(wanted_logs);
         if !inner.options.read_only {
             for target in finished_promotions {
-                self.finish_promotion(target);
+                // A user RBAC does not let promote would only fail, again and again.
+                let denied =
+                    self.sent.denied.get(&target.name).is_some_and(|d| d.iter().any(|d| d.op == "promote-full"));
+                if !denied {
+                    self.finish_promotion(target);
+                }
             }
         }
         self.finishing.retain(|_, handle| !handle.is_finished());
@@ -769,6 +804,10 @@ impl Session {
     }
 
     fn follow_logs(&mut self, mut wanted: HashMap<(String, String), Follow>) {
+        // Where each pod's log was left is kept while the pod is there, so a
+        // follower started again (focus moved back) resumes instead of repeating.
+        let pods = &self.cache.pods;
+        self.log_marks.retain(|(ns, pod), _| pods.get(ns, pod).is_some());
         self.followers.retain(|key, handle| {
             let keep = wanted.contains_key(key) && !handle.is_finished();
             if !keep {
@@ -819,11 +858,15 @@ impl Session {
                     let _ = writer.event(on, REASON_PROMOTE, &summary).await;
                 }
                 Ok(None) => {}
-                // Someone else (another cockpit) finished it first.
-                Err(crate::backend::BackendError::Conflict(_)) => {}
                 Err(error) => {
-                    let problem = format!("finishing the promotion of {}: {error}; will try again", target.name);
-                    let _ = inner.events.send(Msg::Problem(problem)).await;
+                    // A conflict: someone else (another cockpit) is finishing it, or changed
+                    // it; the next report looks again. Anything else is shown.
+                    if !matches!(error, crate::backend::BackendError::Conflict(_)) {
+                        let problem = format!("finishing the promotion of {}: {error}; will try again", target.name);
+                        let _ = inner.events.send(Msg::Problem(problem)).await;
+                    }
+                    // Held while waiting: no new attempt before this one's pause is over.
+                    tokio::time::sleep(FINISH_RETRY).await;
                 }
             }
         });

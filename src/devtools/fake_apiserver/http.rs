@@ -167,6 +167,11 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         };
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let ["apis", group, _, ..] = segments.as_slice() {
+        if shared.config.without_groups.iter().any(|g| g == group) {
+            return not_found_path(&path);
+        }
+    }
     let call = Call { method, query, content_type, body };
     match segments.as_slice() {
         ["version"] => respond(200, &resources::version()),

@@ -86,6 +86,10 @@ pub struct Config {
     pub controller: Option<ControllerConfig>,
     /// What `SelfSubjectAccessReview`s allow; `None` (the default) allows everything.
     pub access_rules: Option<Vec<AccessRule>>,
+    /// API groups answered with 404 under `/apis/GROUP/…`, like a cluster
+    /// without their CRDs (e.g. `gateway.networking.k8s.io`). Discovery
+    /// still lists them.
+    pub without_groups: Vec<String>,
 }
 
 impl Default for Config {
@@ -96,6 +100,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(1),
             controller: None,
             access_rules: None,
+            without_groups: Vec::new(),
         }
     }
 }
