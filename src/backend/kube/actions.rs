@@ -365,6 +365,14 @@ fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReferenc
     }
 }
 
+/// Removes the marks of a full promotion from a primary.
+pub fn clear_promotion(primary: &mut DynamicObject) {
+    if let Some(annotations) = primary.metadata.annotations.as_mut() {
+        annotations.remove(model::ANNOTATION_PROMOTING);
+        annotations.remove(ANNOTATION_PROMOTED_FROM);
+    }
+}
+
 fn set_replicas(deployment: &mut DynamicObject, replicas: u32) {
     *pointer(&mut deployment.data, &["spec", "replicas"]) = json!(replicas);
 }
@@ -579,10 +587,7 @@ impl Writer<'_> {
         }
         let written = self
             .deployment(&read.primary, |primary| {
-                if let Some(annotations) = primary.metadata.annotations.as_mut() {
-                    annotations.remove(model::ANNOTATION_PROMOTING);
-                    annotations.remove(ANNOTATION_PROMOTED_FROM);
-                }
+                clear_promotion(primary);
                 *pointer(&mut primary.data, &["spec", "template"]) = template.clone();
                 Ok(())
             })

@@ -14,7 +14,7 @@
 //! `cockpit.dev/promoting` has rolled out, traffic returns to it and the
 //! canary is scaled to 0 (never in read-only mode).
 
-use super::actions::{ANNOTATION_PROMOTED_FROM, REASON_PROMOTE, Read, Writer};
+use super::actions::{REASON_PROMOTE, Read, Writer, clear_promotion};
 use super::logs::{self, Follow};
 use super::model::{self, Target};
 use super::{Connection, Inner, KubeBackend, SOURCE, access, connect, lock};
@@ -843,10 +843,7 @@ impl Session {
                 let read = Read::fetch(&client, &target).await?;
                 writer
                     .deployment(&read.primary, |primary| {
-                        if let Some(annotations) = primary.metadata.annotations.as_mut() {
-                            annotations.remove(model::ANNOTATION_PROMOTING);
-                            annotations.remove(ANNOTATION_PROMOTED_FROM);
-                        }
+                        clear_promotion(primary);
                         Ok(())
                     })
                     .await?;
