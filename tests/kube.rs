@@ -416,6 +416,20 @@ async fn rolling_back_a_canary_empties_it_and_undo_restores_the_previous_templat
             rollout_is(s, "frontend", "shop/frontend:1.4.0", RolloutPhase::Complete)
         })
         .await;
+    // A paused Deployment is not undone: the pause is the reason, on screen too.
+    edit(&cockpit.other, "frontend", |d| d.spec.as_mut().expect("spec").paused = Some(true)).await;
+    cockpit
+        .until("the pause seen", |s| {
+            s.service("frontend")
+                .and_then(|v| v.rollout.as_ref())
+                .is_some_and(|r| r.conditions.iter().any(|c| c.kind == "Paused"))
+        })
+        .await;
+    let outcome = cockpit.act("frontend", Op::Rollback).await;
+    let ExecEvent::Refused { reason, .. } = &outcome else { panic!("not refused: {outcome:?}") };
+    assert!(reason.contains("paused: resume it"), "{reason}");
+    cockpit.select("frontend");
+    assert!(cockpit.screen().contains("Paused ✗"), "{}", cockpit.screen());
 }
 
 /// Someone else writes between the executor's read (facts) and its write.

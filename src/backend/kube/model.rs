@@ -265,8 +265,19 @@ pub fn rollout_status(deployment: &Deployment, replica_sets: &[&ReplicaSet], con
         .collect();
     let deadline_exceeded =
         conditions.iter().any(|c| c.kind == "Progressing" && c.reason == "ProgressDeadlineExceeded");
+    let mut conditions = conditions;
+    if paused(deployment) {
+        // `kubectl rollout status` judges a paused Deployment like any other;
+        // the pause is shown beside the phase, not instead of it.
+        conditions.push(Condition {
+            kind: "Paused".into(),
+            ok: false,
+            reason: "DeploymentPaused".into(),
+            message: "kubectl rollout resume continues it".into(),
+        });
+    }
     RolloutStatus {
-        phase: rollout::phase(generation, observed_generation, replicas, paused(deployment), deadline_exceeded),
+        phase: rollout::phase(generation, observed_generation, replicas, false, deadline_exceeded),
         generation,
         observed_generation,
         replicas,
@@ -440,6 +451,11 @@ mod tests {
         let status = rollout_status(&web(2, 2, stuck), &[], Some("app"));
         assert_eq!(status.phase, rollout::RolloutPhase::Failed);
         assert_eq!(status.image, "web:2");
+        let mut paused = web(2, 2, json!({"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}));
+        paused.spec.as_mut().expect("spec").paused = Some(true);
+        let status = rollout_status(&paused, &[], None);
+        assert_eq!(status.phase, rollout::RolloutPhase::Complete, "as kubectl says of a paused Deployment");
+        assert!(status.conditions.iter().any(|c| c.kind == "Paused" && !c.ok));
     }
 
     #[test]
