@@ -476,6 +476,7 @@ fn headless_kube(
             Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
         };
         let user = executor::current_user();
+        let kube_for_wait = kube.clone();
         let full = op == Op::Promote { full: true };
         let request =
             Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
@@ -502,7 +503,7 @@ fn headless_kube(
                 println!("{service}: {summary}");
                 // Like `kubectl rollout status`: wait for the end of the promotion.
                 println!("{service}: waiting for the primary's rollout…");
-                match finish_promotion(&mut state, &mut inbox, &service, clock).await {
+                match finish_promotion(&mut state, &mut inbox, &kube_for_wait, &service, clock).await {
                     Ok(done) => {
                         println!("{service}: {done}");
                         0
@@ -558,13 +559,28 @@ fn print_outcome(service: &str, outcome: cockpit::headless::Outcome) -> i32 {
 async fn finish_promotion(
     state: &mut AppState,
     inbox: &mut mpsc::Receiver<Msg>,
+    kube: &KubeBackend,
     service: &str,
     clock: Clock,
 ) -> Result<String, String> {
+    use cockpit::backend::Workloads;
     use cockpit::domain::rollout::RolloutPhase;
     let started = clock.now().plus(cockpit::domain::Millis(-1_000));
+    // Where Events cannot be read (or were not written), the objects tell too.
+    let mut check = tokio::time::interval(std::time::Duration::from_secs(2));
     let wait = async {
-        while let Some(msg) = inbox.recv().await {
+        loop {
+            let msg = tokio::select! {
+                msg = inbox.recv() => msg,
+                _ = check.tick() => {
+                    let facts = kube.facts(service).await;
+                    if let Some(facts) = facts.ok().filter(|f| !f.promoting && f.canary_image.is_none()) {
+                        return Ok(format!("promotion complete: the primary runs {}", facts.primary_image));
+                    }
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
             if let Msg::Problem(problem) = &msg {
                 eprintln!("{service}: {problem}");
             }

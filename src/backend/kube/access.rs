@@ -109,7 +109,12 @@ pub async fn review(client: &Client, namespace: &str) -> Result<Option<Vec<Resou
             ..SelfSubjectAccessReview::default()
         };
         let Ok(answer) = access.create(&PostParams::default(), &question).await else { return Ok(None) };
-        if answer.status.is_some_and(|s| s.allowed) {
+        let status = answer.status.unwrap_or_default();
+        if !status.allowed && status.evaluation_error.as_deref().is_some_and(|e| !e.is_empty()) {
+            // The authoriser could not decide: unknown, not denied.
+            return Ok(None);
+        }
+        if status.allowed {
             rules.push(ResourceRule {
                 verbs: vec![need.verb.to_owned()],
                 api_groups: Some(vec![need.group.to_owned()]),

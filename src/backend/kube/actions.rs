@@ -80,6 +80,8 @@ impl Read {
                 match get_optional(&routes, &what, name).await {
                     Ok(Some(route)) => (Some(route), None),
                     Ok(None) | Err(BackendError::NotFound(_)) => (None, Some(what)),
+                    // Forbidden: as good as missing for traffic; every other action goes on.
+                    Err(BackendError::Failed(why)) if why.starts_with("not allowed") => (None, Some(why)),
                     Err(error) => return Err(error),
                 }
             }
@@ -192,8 +194,14 @@ pub async fn apply(
             let from_revision = read.revisions(target).first().map(|r| r.number.to_string()).unwrap_or_default();
             // The canary's template as the server has it, unknown fields included.
             let raw = writer.raw::<Deployment>().get(&target.canary_deployment).await;
-            let raw = raw
-                .map_err(|e| backend_error(&describe("Deployment", &target.namespace, &target.canary_deployment), e))?;
+            let what = describe("Deployment", &target.namespace, &target.canary_deployment);
+            let raw = raw.map_err(|e| backend_error(&what, e))?;
+            // The template copied is the one the decision was about, or none.
+            if (raw.metadata.uid.as_deref(), raw.metadata.generation)
+                != (canary.metadata.uid.as_deref(), canary.metadata.generation)
+            {
+                return Err(BackendError::Conflict(what));
+            }
             let written = writer
                 .deployment(&read.primary, |primary| {
                     copy_template(primary, &raw);
@@ -457,7 +465,7 @@ impl Writer<'_> {
     /// traffic goes first and the pods after. Without a route, by the
     /// replica ratio. Returns what the Event should be about.
     pub async fn shift(&self, read: &Read, image: Option<&str>, weight: u8) -> Result<ObjectReference, BackendError> {
-        if let Some(missing) = &read.missing_route {
+        if let Some(missing) = read.missing_route.as_ref().filter(|_| weight > 0) {
             return Err(BackendError::NotFound(format!("{missing}, which holds {}'s traffic split", self.target.name)));
         }
         let container = self.target.container.as_deref();
@@ -512,6 +520,11 @@ impl Writer<'_> {
             self.deployment(canary, canary_change(0)).await.map_err(|e| partly(e, &done))?;
             return Ok(reference::<HttpRoute>(&written.metadata));
         }
+        // A route that cannot carry the split is refused before the canary is touched.
+        let mut trial: DynamicObject = serde_json::to_value(route)
+            .and_then(serde_json::from_value)
+            .map_err(|e| BackendError::Failed(format!("cannot read the HTTPRoute: {e}")))?;
+        set_weights(&mut trial, self.target, weight)?;
         let share = (u64::from(primary_replicas) * u64::from(weight)).div_ceil(100);
         let wanted = u32::try_from(share).unwrap_or(u32::MAX).max(1).max(canary_replicas);
         // Pods first, ready, then the traffic that reaches them.
@@ -534,9 +547,15 @@ impl Writer<'_> {
         loop {
             let now = api.get(&name).await.map_err(|e| backend_error(&what, e))?;
             let status = now.status.clone().unwrap_or_default();
-            let ready = u32::try_from(status.ready_replicas.unwrap_or(0)).unwrap_or(0);
-            let updated = u32::try_from(status.updated_replicas.unwrap_or(0)).unwrap_or(0);
-            if status.observed_generation.unwrap_or(0) >= generation && ready >= wanted && updated >= wanted {
+            let count = |n: Option<i32>| u32::try_from(n.unwrap_or(0)).unwrap_or(0);
+            let (ready, updated, total) =
+                (count(status.available_replicas), count(status.updated_replicas), count(status.replicas));
+            // As `kubectl rollout status` would say it is done: only new pods, enough of them available.
+            if status.observed_generation.unwrap_or(0) >= generation
+                && updated >= wanted
+                && total == updated
+                && ready >= wanted
+            {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -629,52 +648,132 @@ impl Writer<'_> {
     }
 }
 
+/// Weights scaled to sum to 100 (largest remainders); all zero stays so.
+fn normalized(weights: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let total: u64 = weights.values().sum();
+    if total == 0 {
+        return weights.clone();
+    }
+    let mut out: BTreeMap<String, u64> = weights.iter().map(|(k, w)| (k.clone(), w * 100 / total)).collect();
+    let mut left = 100 - out.values().sum::<u64>();
+    let mut remainders: Vec<(u64, &String)> = weights.iter().map(|(k, w)| (w * 100 % total, k)).collect();
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    for (_, key) in remainders {
+        if left == 0 {
+            break;
+        }
+        *out.entry(key.clone()).or_default() += 1;
+        left -= 1;
+    }
+    out
+}
+
+/// Annotation on a route while a canary has weight: each rule's weights as
+/// they were before the canary got any, which every step splits from, so
+/// rounding never drifts and 0 restores them exactly.
+pub const ANNOTATION_BASE_WEIGHTS: &str = "cockpit.dev/base-weights";
+
 /// Sets the canary's weight in every rule that names the canary backend:
 /// the canary gets `w`, the rule's other backends share 100 − w in the
-/// proportions they had (all to the primary backend if they had none). A
-/// route without such a rule cannot carry the split: that is an error, not
-/// a silent no-op.
+/// proportions they had before the canary got any (largest remainders, so
+/// the rule sums to 100); at
+/// 0 those weights come back exactly. A route without such a rule, or whose
+/// other backends had no weight at all, cannot carry the split: an error,
+/// not a silent no-op.
 pub fn set_weights(route: &mut DynamicObject, target: &Target, weight: u8) -> Result<(), BackendError> {
     let weight = u64::from(weight.min(100));
     let name = route.metadata.name.clone().unwrap_or_default();
+    let canary = target.canary_backend.as_str();
+    let annotations = route.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let mut base: Vec<BTreeMap<String, u64>> =
+        annotations.get(ANNOTATION_BASE_WEIGHTS).and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+    let had_base = !base.is_empty();
     let mut found = false;
-    for rule in route.data["spec"]["rules"].as_array_mut().into_iter().flatten() {
+    for (index, rule) in route.data["spec"]["rules"].as_array_mut().into_iter().flatten().enumerate() {
         let Some(refs) = rule["backendRefs"].as_array_mut() else { continue };
-        if !refs.iter().any(|r| r["name"] == target.canary_backend.as_str()) {
+        if !refs.iter().any(|r| r["name"] == canary) {
             continue;
         }
         found = true;
+        let name_of = |r: &Value| r["name"].as_str().unwrap_or_default().to_owned();
         // A backendRef without a weight has weight 1.
-        let own = |r: &Value| r["weight"].as_u64().unwrap_or(1);
-        let others: u64 = refs.iter().filter(|r| r["name"] != target.canary_backend.as_str()).map(own).sum();
+        let current: BTreeMap<String, u64> = refs
+            .iter()
+            .filter(|r| r["name"] != canary)
+            .map(|r| (name_of(r), r["weight"].as_u64().unwrap_or(1)))
+            .collect();
+        if base.len() <= index {
+            base.resize(index + 1, BTreeMap::new());
+        }
+        if !had_base || base[index].is_empty() {
+            // The canary's own weight is kept beside: restoring is exact when
+            // it had none, else the others are scaled to the whole.
+            let canary_now: u64 =
+                refs.iter().filter(|r| r["name"] == canary).map(|r| r["weight"].as_u64().unwrap_or(1)).sum();
+            base[index] = current;
+            base[index].insert(canary.to_owned(), canary_now);
+        }
+        let captured_with = base[index].get(canary).copied().unwrap_or(0);
+        let from: BTreeMap<String, u64> =
+            base[index].iter().filter(|(k, _)| *k != canary).map(|(k, w)| (k.clone(), *w)).collect();
+        if weight == 0 {
+            // The canary emptied: the others get what they had before it.
+            let restored = if captured_with == 0 { from.clone() } else { normalized(&from) };
+            for backend in refs.iter_mut() {
+                let value =
+                    if backend["name"] == canary { 0 } else { restored.get(&name_of(backend)).copied().unwrap_or(0) };
+                backend["weight"] = json!(value);
+            }
+            continue;
+        }
+        let mut total: u64 = from.values().sum();
+        let mut shares: BTreeMap<String, u64> = from.clone();
+        if total == 0 {
+            // No weights to keep the proportions of: all to the primary backend.
+            if !from.contains_key(&target.primary_backend) {
+                return Err(BackendError::Failed(format!(
+                    "HTTPRoute {}/{name}: the backends beside `{canary}` have no weight and none is `{}`",
+                    target.namespace, target.primary_backend
+                )));
+            }
+            shares.insert(target.primary_backend.clone(), 1);
+            total = 1;
+        }
         let rest = 100 - weight;
-        let mut given = 0;
-        let last_other = refs.iter().rposition(|r| r["name"] != target.canary_backend.as_str());
-        for (i, backend) in refs.iter_mut().enumerate() {
-            let value = if backend["name"] == target.canary_backend.as_str() {
-                weight
-            } else if others == 0 {
-                if backend["name"] == target.primary_backend.as_str() { rest } else { 0 }
-            } else if Some(i) == last_other {
-                // Rounding leftovers go to the last, so the rule sums to 100.
-                rest - given
-            } else {
-                let share = own(backend) * rest / others;
-                given += share;
-                share
-            };
+        let mut given: BTreeMap<String, u64> =
+            shares.iter().map(|(backend, w)| (backend.clone(), w * rest / total)).collect();
+        let mut left = rest - given.values().sum::<u64>();
+        // The leftover, one by one, to the largest remainders among backends that have a share.
+        let mut remainders: Vec<(u64, String)> =
+            shares.iter().filter(|(_, w)| **w > 0).map(|(backend, w)| (w * rest % total, backend.clone())).collect();
+        remainders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, backend) in remainders.iter().cycle().take(remainders.len().max(1) * 2) {
+            if left == 0 {
+                break;
+            }
+            *given.entry(backend.clone()).or_default() += 1;
+            left -= 1;
+        }
+        for backend in refs.iter_mut() {
+            let value =
+                if backend["name"] == canary { weight } else { given.get(&name_of(backend)).copied().unwrap_or(0) };
             backend["weight"] = json!(value);
         }
     }
-    if found {
-        Ok(())
-    } else {
-        Err(BackendError::Failed(format!(
-            "HTTPRoute {}/{name} has no rule with a backendRef to `{}`: add one (weight 0), or name the canary's \
-             Service in [service.kubernetes] canary_backend",
-            target.namespace, target.canary_backend
-        )))
+    if !found {
+        return Err(BackendError::Failed(format!(
+            "HTTPRoute {}/{name} has no rule with a backendRef to `{canary}`: add one (weight 0), or name the \
+             canary's Service in [service.kubernetes] canary_backend",
+            target.namespace
+        )));
     }
+    let annotations = route.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    if weight == 0 {
+        annotations.remove(ANNOTATION_BASE_WEIGHTS);
+    } else {
+        annotations.insert(ANNOTATION_BASE_WEIGHTS.into(), serde_json::to_string(&base).unwrap_or_default());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -788,6 +887,28 @@ mod tests {
             [("checkout".into(), 33), ("checkout-eu".into(), 17), ("checkout-canary".into(), 50)],
             "the rule still sums to 100"
         );
+        // Steps split from the weights before the canary: no drift, and 0 restores them.
+        let mut split = route(json!([
+            {"name": "checkout", "weight": 50}, {"name": "checkout-eu", "weight": 50}, {"name": "checkout-canary", "weight": 0}
+        ]));
+        for step in [5, 99, 25] {
+            set_weights(&mut split, &target, step).expect("set");
+        }
+        assert_eq!(
+            weights(&split),
+            [("checkout".into(), 38), ("checkout-eu".into(), 37), ("checkout-canary".into(), 25)]
+        );
+        set_weights(&mut split, &target, 99).expect("set");
+        assert_eq!(
+            weights(&split),
+            [("checkout".into(), 1), ("checkout-eu".into(), 0), ("checkout-canary".into(), 99)]
+        );
+        set_weights(&mut split, &target, 0).expect("set");
+        assert_eq!(
+            weights(&split),
+            [("checkout".into(), 50), ("checkout-eu".into(), 50), ("checkout-canary".into(), 0)]
+        );
+        assert!(!split.metadata.annotations.unwrap_or_default().contains_key(ANNOTATION_BASE_WEIGHTS));
         let mut unweighted = route(json!([{"name": "checkout"}, {"name": "checkout-canary", "weight": 0}]));
         set_weights(&mut unweighted, &target, 5).expect("set");
         assert_eq!(weights(&unweighted), [("checkout".into(), 95), ("checkout-canary".into(), 5)]);

@@ -103,6 +103,9 @@ pub async fn follow(client: Client, follow: Follow, events: mpsc::Sender<Msg>) {
             since_time: since.and_then(|secs| k8s_openapi::jiff::Timestamp::from_second(secs).ok()),
             ..LogParams::default()
         };
+        // Lines up to here were shown: on a resumed stream they come again and
+        // are dropped; after that, lines with the same timestamp are new ones.
+        let replay_until = last;
         match api.log_stream(&follow.pod, &params).await {
             Ok(reader) => {
                 let mut reader = std::pin::pin!(reader);
@@ -116,11 +119,8 @@ pub async fn follow(client: Client, follow: Follow, events: mpsc::Sender<Msg>) {
                         Ok(Ok(false)) | Ok(Err(_)) => false,
                         Ok(Ok(true)) => {
                             let (nanos, text) = split_timestamp(&line);
-                            if nanos.is_none_or(|n| last.is_none_or(|l| n > l)) {
+                            if nanos.is_none_or(|n| replay_until.is_none_or(|r| n > r)) {
                                 last = nanos.or(last);
-                                if let Some(nanos) = nanos {
-                                    follow.last.store(nanos, Ordering::SeqCst);
-                                }
                                 let at = nanos.map_or_else(Timestamp::now, |n| Timestamp(n.div_euclid(1_000_000)));
                                 let mut entry = LogLine::from_raw(at, pod.clone(), follow.track, text, follow.max_line);
                                 if dropped > 0 && !entry.text.contains("[cut ") {
@@ -142,6 +142,10 @@ pub async fn follow(client: Client, follow: Follow, events: mpsc::Sender<Msg>) {
                         let event = SourceEvent::Logs { service: follow.service.clone(), lines };
                         if events.send(Msg::Source(event)).await.is_err() {
                             return;
+                        }
+                        // Only what reached the screen counts as shown.
+                        if let Some(nanos) = last {
+                            follow.last.store(nanos, Ordering::SeqCst);
                         }
                     }
                     if !more {

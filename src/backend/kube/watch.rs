@@ -112,6 +112,20 @@ enum Kind {
     Event,
 }
 
+impl Object {
+    /// The kind and namespace it was watched as.
+    fn origin(&self) -> (Kind, String) {
+        let (kind, meta) = match self {
+            Object::Deployment(o) => (Kind::Deployment, &o.metadata),
+            Object::ReplicaSet(o) => (Kind::ReplicaSet, &o.metadata),
+            Object::Pod(o) => (Kind::Pod, &o.metadata),
+            Object::Route(o) => (Kind::Route, &o.metadata),
+            Object::Event(o) => (Kind::Event, &o.metadata),
+        };
+        (kind, meta.namespace.clone().unwrap_or_default())
+    }
+}
+
 /// What the watcher tasks tell the session.
 enum Update {
     Init(Kind, String),
@@ -120,6 +134,8 @@ enum Update {
     Apply(Object),
     Delete(Object),
     Failed {
+        kind: Kind,
+        namespace: String,
         reason: String,
     },
     /// A kind that cannot be listed in a namespace: carried on without.
@@ -128,6 +144,8 @@ enum Update {
         namespace: String,
         reason: String,
     },
+    /// Report again (a promotion to finish is due another try).
+    Retry,
     Rules(String, Option<Vec<ResourceRule>>),
     Reachable,
 }
@@ -225,6 +243,8 @@ struct Session {
     /// When the current outage began: kept until a watcher yields again,
     /// so a flapping connection still says since when it has been down.
     outage_since: Option<crate::domain::Timestamp>,
+    /// Kinds and namespaces whose watch is failing now.
+    failing: HashSet<(Kind, String)>,
     /// Problems to show once (a kind that cannot be watched).
     problems: Vec<String>,
     probing: Option<JoinHandle<()>>,
@@ -370,7 +390,7 @@ where
                         Update::Unavailable { kind, namespace: namespace.clone(), reason }
                     } else {
                         match failure(&error, &server) {
-                            Some(reason) => Update::Failed { reason },
+                            Some(reason) => Update::Failed { kind, namespace: namespace.clone(), reason },
                             None => continue,
                         }
                     }
@@ -386,7 +406,11 @@ where
 /// Why a kind's list was refused for good (404: not served, e.g. no Gateway
 /// API CRDs; 403: not allowed), as opposed to the server being away.
 fn not_served(error: &watcher::Error) -> Option<String> {
-    let watcher::Error::InitialListFailed(kube::Error::Api(status)) = error else { return None };
+    let (watcher::Error::InitialListFailed(kube::Error::Api(status))
+    | watcher::Error::WatchStartFailed(kube::Error::Api(status))) = error
+    else {
+        return None;
+    };
     match status.code {
         404 => Some("not served by this cluster".into()),
         403 => Some(format!("not allowed: {}", status.message)),
@@ -450,6 +474,7 @@ impl Session {
             said_live: false,
             outage: None,
             outage_since: None,
+            failing: HashSet::new(),
             problems: Vec::new(),
             probing: None,
             finishing: HashMap::new(),
@@ -518,11 +543,13 @@ impl Session {
                     Kind::Route => self.cache.routes.init_done(&ns),
                     Kind::Event => {}
                 }
+                self.failing.remove(&(kind, ns.clone()));
                 self.listed.insert((kind, ns));
-                self.outage_since = None;
+                self.healed();
                 self.reachable();
             }
             Update::Apply(object) => {
+                self.failing.remove(&object.origin());
                 match object {
                     Object::Deployment(o) => self.cache.deployments.apply(o),
                     Object::ReplicaSet(o) => self.cache.replica_sets.apply(o),
@@ -530,7 +557,7 @@ impl Session {
                     Object::Route(o) => self.cache.routes.apply(o),
                     Object::Event(e) => self.event(&e),
                 }
-                self.outage_since = None;
+                self.healed();
                 self.reachable();
             }
             Update::Delete(object) => match object {
@@ -540,7 +567,10 @@ impl Session {
                 Object::Route(o) => self.cache.routes.delete(&o),
                 Object::Event(_) => {}
             },
-            Update::Failed { reason } => self.unreachable(reason),
+            Update::Failed { kind, namespace, reason } => {
+                self.failing.insert((kind, namespace));
+                self.unreachable(reason);
+            }
             Update::Unavailable { kind, namespace, reason } => {
                 self.listed.insert((kind, namespace.clone()));
                 if kind == Kind::Route {
@@ -559,6 +589,7 @@ impl Session {
                 self.rules.insert(ns, rules);
             }
             Update::Reachable => self.reachable(),
+            Update::Retry => {}
         }
     }
 
@@ -585,6 +616,13 @@ impl Session {
         let summary = message.split_once(": ").map_or(message.as_str(), |(_, rest)| rest).to_owned();
         let action = reason.trim_start_matches("Cockpit").to_lowercase();
         self.pending_changes.push((format!("event/{uid}"), ChangeRecord { at, service, action, user, summary }));
+    }
+
+    /// The outage is over only once no watch is failing any more.
+    fn healed(&mut self) {
+        if self.failing.is_empty() {
+            self.outage_since = None;
+        }
     }
 
     fn reachable(&mut self) {
@@ -829,10 +867,11 @@ impl Session {
     /// failure part-way is finished on a later report (or by another
     /// cockpit). A problem is shown, never swallowed.
     fn finish_promotion(&mut self, target: Target) {
-        if self.finishing.contains_key(&target.name) {
+        if self.finishing.get(&target.name).is_some_and(|running| !running.is_finished()) {
             return;
         }
         let (client, inner) = (self.connection.client.clone(), self.inner.clone());
+        let retry = self.sender.clone();
         let name = target.name.clone();
         let handle = tokio::spawn(async move {
             let writer = Writer { client: &client, target: &target, user: &inner.options.user, clock: &inner.clock };
@@ -862,8 +901,10 @@ impl Session {
                         let problem = format!("finishing the promotion of {}: {error}; will try again", target.name);
                         let _ = inner.events.send(Msg::Problem(problem)).await;
                     }
-                    // Held while waiting: no new attempt before this one's pause is over.
+                    // Held while waiting: no new attempt before this one's pause is
+                    // over; then a report, which tries again if it is still marked.
                     tokio::time::sleep(FINISH_RETRY).await;
+                    let _ = retry.send(Update::Retry).await;
                 }
             }
         });
