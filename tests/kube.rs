@@ -593,6 +593,29 @@ async fn keys_the_access_rules_deny_are_shown_disabled_with_the_reason() {
 }
 
 #[tokio::test]
+async fn behind_an_authoriser_that_cannot_list_rules_each_permission_is_asked() {
+    // Deployments may be updated, HTTPRoutes not: deploy and restart on, promotion through the route off.
+    let rules = vec![
+        AccessRule::new(&["get", "list", "watch"], &["*"], &["*"]),
+        AccessRule::new(&["update"], &["apps"], &["deployments"]),
+    ];
+    let mut config = server_config(Some(rules));
+    config.partial_rules_review = true;
+    let server = FakeApiServer::start(config).await.expect("the server");
+    server.seed(0, 0).expect("seeded");
+    let mut cockpit = Cockpit::on(server, Setup::default()).await;
+    cockpit.until("the access reviews", |s| s.service("checkout").is_some_and(|v| !v.denied.is_empty())).await;
+    let denied = |s: &AppState, name: &str| -> Vec<String> {
+        s.service(name).expect("listed").denied.iter().map(|d| d.op.clone()).collect()
+    };
+    assert_eq!(denied(&cockpit.state, "checkout"), ["deploy", "promote", "promote-full", "rollback"]);
+    assert!(denied(&cockpit.state, "frontend").is_empty(), "a prototype's deploy needs the Deployment only");
+    cockpit.select("checkout");
+    let screen = cockpit.screen();
+    assert!(screen.contains("RBAC: may not update httproutes.gateway.networking.k8s.io in shop"), "{screen}");
+}
+
+#[tokio::test]
 async fn pod_logs_of_primary_and_canary_are_followed_together_and_shown_safely() {
     let mut cockpit = Cockpit::start(Setup::default()).await;
     cockpit.select("checkout");

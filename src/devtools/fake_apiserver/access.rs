@@ -114,7 +114,11 @@ pub(crate) fn body_json(body: &[u8], protobuf: bool, rules_review: bool) -> Resu
 }
 
 /// Answers a review; `rules` `None` allows everything.
-pub(crate) fn review(request: &Value, rules: Option<&[AccessRule]>, rules_review: bool) -> Value {
+///
+/// With `partial`, a rules review says it is incomplete and lists no rules,
+/// as clusters with webhook or cloud IAM authorisers answer; access reviews
+/// still answer from `rules`.
+pub(crate) fn review(request: &Value, rules: Option<&[AccessRule]>, rules_review: bool, partial: bool) -> Value {
     let all = [AccessRule::new(&["*"], &["*"], &["*"])];
     let rules = rules.unwrap_or(&all);
     let mut answer = request.clone();
@@ -126,7 +130,12 @@ pub(crate) fn review(request: &Value, rules: Option<&[AccessRule]>, rules_review
             .iter()
             .map(|r| json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources}))
             .collect();
-        answer["status"] = json!({"resourceRules": resource_rules, "nonResourceRules": [], "incomplete": false});
+        answer["status"] = if partial {
+            json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true,
+                   "evaluationError": "webhook authorizer: rules cannot be listed"})
+        } else {
+            json!({"resourceRules": resource_rules, "nonResourceRules": [], "incomplete": false})
+        };
         return answer;
     }
     let attrs = &request["spec"]["resourceAttributes"];

@@ -162,7 +162,10 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         }
         shared.count(Verb::Review);
         return match access::body_json(&body, protobuf, rules_review) {
-            Ok(request) => respond(201, &access::review(&request, shared.config.access_rules.as_deref(), rules_review)),
+            Ok(request) => {
+                let (rules, partial) = (shared.config.access_rules.as_deref(), shared.config.partial_rules_review);
+                respond(201, &access::review(&request, rules, rules_review, partial))
+            }
             Err(e) => failure(&e),
         };
     }

@@ -90,6 +90,9 @@ pub struct Config {
     /// without their CRDs (e.g. `gateway.networking.k8s.io`). Discovery
     /// still lists them.
     pub without_groups: Vec<String>,
+    /// Rules reviews answer "incomplete" with no rules, as behind a webhook
+    /// or cloud IAM authoriser; access reviews still answer from the rules.
+    pub partial_rules_review: bool,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             controller: None,
             access_rules: None,
             without_groups: Vec::new(),
+            partial_rules_review: false,
         }
     }
 }
