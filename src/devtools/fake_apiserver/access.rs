@@ -169,9 +169,9 @@ mod tests {
         let review_of = |verb: &str| {
             let request =
                 json!({"spec": {"resourceAttributes": {"verb": verb, "group": "apps", "resource": "deployments"}}});
-            review(&request, Some(&rules), false)["status"]["allowed"].clone()
+            review(&request, Some(&rules), false, false)["status"]["allowed"].clone()
         };
         assert_eq!((review_of("get"), review_of("patch")), (json!(true), json!(false)));
-        assert_eq!(review(&request, None, false)["status"]["allowed"], true);
+        assert_eq!(review(&request, None, false, false)["status"]["allowed"], true);
     }
 }
