@@ -230,17 +230,7 @@ impl Action {
 
     /// Changes the world, so read-only mode disables it.
     pub fn mutates(self) -> bool {
-        matches!(
-            self,
-            Action::Rebuild
-                | Action::RebuildDeploy
-                | Action::Deploy
-                | Action::Promote
-                | Action::PromoteFull
-                | Action::Rollback
-                | Action::Restart
-                | Action::Stop
-        )
+        !self.ops().is_empty()
     }
 
     /// The word shown in the key bar.

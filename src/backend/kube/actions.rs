@@ -684,10 +684,8 @@ pub fn set_weights(route: &mut DynamicObject, target: &Target, weight: u8) -> Re
     let weight = u64::from(weight.min(100));
     let name = route.metadata.name.clone().unwrap_or_default();
     let canary = target.canary_backend.as_str();
-    let annotations = route.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    let mut base: Vec<BTreeMap<String, u64>> =
-        annotations.get(ANNOTATION_BASE_WEIGHTS).and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
-    let had_base = !base.is_empty();
+    let recorded = route.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_BASE_WEIGHTS));
+    let mut base: Vec<BTreeMap<String, u64>> = recorded.and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
     let mut found = false;
     for (index, rule) in route.data["spec"]["rules"].as_array_mut().into_iter().flatten().enumerate() {
         let Some(refs) = rule["backendRefs"].as_array_mut() else { continue };
@@ -705,7 +703,7 @@ pub fn set_weights(route: &mut DynamicObject, target: &Target, weight: u8) -> Re
         if base.len() <= index {
             base.resize(index + 1, BTreeMap::new());
         }
-        if !had_base || base[index].is_empty() {
+        if base[index].is_empty() {
             // The canary's own weight is kept beside: restoring is exact when
             // it had none, else the others are scaled to the whole.
             let canary_now: u64 =
