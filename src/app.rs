@@ -127,6 +127,60 @@ impl Loop<'_> {
     }
 }
 
+/// How an interactive session ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The user quit.
+    Quit,
+    /// A signal ended it: exits 128 + the signal, as shells expect.
+    Signal(i32),
+    /// The terminal went away (a closed pty): a quiet exit, as on SIGHUP.
+    TerminalLost,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Quit => 0,
+            Exit::Signal(signal) => 128 + signal,
+            Exit::TerminalLost => 128 + 1,
+        }
+    }
+}
+
+/// Runs a composed cockpit in this terminal until the user quits, a signal
+/// arrives or the terminal is lost. The terminal is restored on every path.
+pub async fn run_in_terminal(mut runtime: crate::compose::Runtime, theme: &Theme) -> color_eyre::Result<Exit> {
+    let (requests, request_inbox) = mpsc::channel(64);
+    let hooks = runtime.start(request_inbox);
+    let ending = crate::tui::Ending::default();
+    tokio::spawn(crate::tui::signals(runtime.events.clone(), ending.clone()));
+    let mut guard = crate::tui::TerminalGuard::enter()?;
+    let size = guard.terminal.size()?;
+    let _ = runtime.events.send(Msg::Resize { width: size.width, height: size.height }).await;
+    tokio::spawn(crate::tui::input(runtime.events.clone(), ending.clone()));
+    let clock = runtime.clock;
+    let mut app = Loop {
+        state: &mut runtime.state,
+        theme,
+        clock,
+        inbox: &mut runtime.inbox,
+        requests,
+        stats: LoopStats::default(),
+        switch_context: hooks.switch_context,
+        on_select: hooks.on_select,
+    };
+    let result = app.run(&mut guard.terminal).await;
+    drop(guard);
+    match (result, ending.get()) {
+        (_, Some(exit)) => Ok(exit),
+        (Ok(()), None) => Ok(Exit::Quit),
+        // Drawing into a terminal that is gone is how a lost pty shows.
+        (Err(report), None) if crate::tui::terminal_gone(&report) => Ok(Exit::TerminalLost),
+        (Err(report), None) => Err(report),
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,

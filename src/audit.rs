@@ -50,7 +50,13 @@ impl AuditLog {
 
     /// `$XDG_STATE_HOME/cockpit/audit.jsonl`, else the platform's local data dir.
     pub fn default_path() -> Option<PathBuf> {
-        dirs::state_dir().or_else(dirs::data_local_dir).map(|d| d.join("cockpit").join("audit.jsonl"))
+        AuditLog::default_dir().map(|d| d.join("audit.jsonl"))
+    }
+
+    /// `$XDG_STATE_HOME/cockpit`, else the platform's local data dir: where
+    /// the real audit log and the demo's own (`demo-audit.jsonl`) live.
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::state_dir().or_else(dirs::data_local_dir).map(|d| d.join("cockpit"))
     }
 
     pub fn path(&self) -> Option<&Path> {

@@ -187,6 +187,9 @@ pub enum Op {
     Stop,
 }
 
+/// Every `Op::name`: what a backend with nothing to act on denies.
+pub const OP_NAMES: [&str; 7] = ["rebuild", "deploy", "promote", "promote-full", "rollback", "restart", "stop"];
+
 impl Op {
     pub fn name(&self) -> &'static str {
         match self {

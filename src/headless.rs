@@ -8,12 +8,211 @@
 //! added within a version.
 
 use crate::backend::Workloads;
+use crate::compose::{Runtime, World};
 use crate::domain::slo::SloStatus;
-use crate::event::{BackendInfo, ExecEvent, Question, Request};
+use crate::event::{BackendInfo, ExecEvent, Op, Question, Request};
 use crate::executor::Executor;
-use crate::state::AppState;
+use crate::state::{AppState, Msg};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// Headless commands: the same engine, executor, policy and audit log as
+/// the keys, without the terminal. On the simulated fleet each runs on a
+/// fresh fleet (same seed, same fleet).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Every service's stage, rollout, canary weight, SLO status and canary
+    /// verdict. Exits 1 when any service is paging.
+    Status {
+        /// The stable JSON schema (see the README) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deploy an image: a prototype's primary at once; otherwise a canary at
+    /// the first step of its plan.
+    Deploy {
+        service: String,
+        #[arg(long)]
+        image: String,
+        /// Answer y/n questions with yes.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Promote the canary one step (or fully with --full).
+    Promote {
+        service: String,
+        #[arg(long)]
+        full: bool,
+        /// Answer y/n questions with yes; does not pass the mission-critical gate.
+        #[arg(long)]
+        yes: bool,
+        /// The service's name again: passes the mission-critical gate (audited as forced).
+        #[arg(long, value_name = "SERVICE")]
+        force: Option<String>,
+    },
+    /// Roll back: the canary to 0, else undo the primary's last revision.
+    Rollback {
+        service: String,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Exit codes of headless commands.
+pub mod exit {
+    /// Done, or nothing is paging.
+    pub const OK: i32 = 0;
+    /// Refused, failed, or something is paging.
+    pub const NOT_DONE: i32 = 1;
+    /// Bad usage (an unknown service) or no backend to talk to.
+    pub const USAGE: i32 = 2;
+}
+
+/// How long a headless command waits for its backends' first answer.
+pub const SYNC_WITHIN: Duration = Duration::from_secs(30);
+
+/// Runs one headless command on a composed runtime: brings it up to date,
+/// then reports or acts through its executor. Returns the exit code.
+pub async fn run(mut runtime: Runtime, command: Command) -> i32 {
+    if let Err(problem) = runtime.sync(SYNC_WITHIN).await {
+        eprintln!("cockpit: {problem}");
+        return exit::USAGE;
+    }
+    let mut out = Out::stdout();
+    if runtime.state.backend.simulated && !matches!(command, Command::Status { .. }) {
+        out.line(&format!("SIMULATED fleet ({})", runtime.state.backend.scenario.as_deref().unwrap_or("calm")));
+    }
+    let (service, op, yes, force) = match command {
+        Command::Status { json } => {
+            let report = status(&runtime.state);
+            if json {
+                out.line(&serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                out.text(&status_text(&report));
+            }
+            return if report.summary.paging > 0 { exit::NOT_DONE } else { exit::OK };
+        }
+        Command::Deploy { service, image, yes } => (service, Op::Deploy { image }, yes, None),
+        Command::Promote { service, full, yes, force } => (service, Op::Promote { full }, yes, force),
+        Command::Rollback { service, yes } => (service, Op::Rollback, yes, None),
+    };
+    if runtime.state.service(&service).is_none() {
+        let known: Vec<&str> = runtime.state.services.iter().map(|s| s.info.name.as_str()).collect();
+        eprintln!("cockpit: no service `{service}` here (known: {})", known.join(", "));
+        return exit::USAGE;
+    }
+    let full = op == Op::Promote { full: true };
+    let request = Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
+    let outcome = act(&runtime.executor, request, yes, force.as_deref()).await;
+    match outcome {
+        Outcome::Done(summary) if full && matches!(runtime.world, World::Cluster(_)) => {
+            out.line(&format!("{service}: {summary}"));
+            // Like `kubectl rollout status`: wait for the end of the promotion.
+            out.line(&format!("{service}: waiting for the primary's rollout…"));
+            match follow_promotion(&mut runtime, &service).await {
+                Ok(done) => {
+                    out.line(&format!("{service}: {done}"));
+                    exit::OK
+                }
+                Err(problem) => {
+                    eprintln!("{service}: {problem}");
+                    exit::NOT_DONE
+                }
+            }
+        }
+        Outcome::Done(summary) => {
+            out.line(&format!("{service}: {summary}"));
+            exit::OK
+        }
+        Outcome::Refused(reason) => {
+            eprintln!("{service}: refused: {reason}");
+            exit::NOT_DONE
+        }
+        Outcome::Failed(error) => {
+            eprintln!("{service}: failed: {error}");
+            exit::NOT_DONE
+        }
+    }
+}
+
+/// Standard output that a closed pipe (`cockpit status | head`) ends
+/// quietly: what cannot be written is dropped, as every Unix tool does.
+struct Out {
+    closed: bool,
+}
+
+impl Out {
+    fn stdout() -> Out {
+        Out { closed: false }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.text(&format!("{line}\n"));
+    }
+
+    fn text(&mut self, text: &str) {
+        if self.closed {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// Follows a full promotion on a cluster to its end: the Event that says it
+/// is complete (written after traffic returned, the canary was emptied and
+/// the mark was removed), the objects showing the same, or the rollout
+/// failing. Problems on the way are printed.
+async fn follow_promotion(runtime: &mut Runtime, service: &str) -> Result<String, String> {
+    use crate::domain::rollout::RolloutPhase;
+    let clock = runtime.clock;
+    let started = clock.now().plus(crate::domain::Millis(-1_000));
+    let executor = runtime.executor.clone();
+    let state = &mut runtime.state;
+    let inbox = &mut runtime.inbox;
+    // Where Events cannot be read (or were not written), the objects tell too.
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    let wait = async {
+        loop {
+            let msg = tokio::select! {
+                msg = inbox.recv() => msg,
+                _ = check.tick() => {
+                    let facts = executor.facts(service).await;
+                    if let Some(facts) = facts.ok().filter(|f| !f.promoting && f.canary_image.is_none()) {
+                        return Ok(format!("promotion complete: the primary runs {}", facts.primary_image));
+                    }
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
+            if let Msg::Problem(problem) = &msg {
+                eprintln!("{service}: {problem}");
+            }
+            crate::state::update(state, clock.now(), msg);
+            let complete = state
+                .timeline
+                .iter()
+                .find(|c| c.service == service && c.at >= started && c.summary.starts_with("promotion complete"));
+            if let Some(change) = complete {
+                return Ok(change.summary.clone());
+            }
+            let Some(view) = state.service(service) else { continue };
+            if view.rollout.as_ref().is_some_and(|r| r.phase == RolloutPhase::Failed) {
+                return Err("the primary's rollout failed (progress deadline exceeded); roll back with \
+                            `cockpit rollback`"
+                    .to_owned());
+            }
+        }
+        Err("the Kubernetes source stopped".to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(900), wait)
+        .await
+        .unwrap_or_else(|_| Err("the promotion did not finish within 15 minutes".to_owned()))
+}
 
 pub const SCHEMA: u32 = 1;
 
@@ -231,16 +430,22 @@ pub async fn act<W: Workloads>(
             ExecEvent::Failed { error, .. } => return Outcome::Failed(error),
             ExecEvent::Ask { request: asked, question } => match question {
                 Question::YesNo(_) if yes && !asked.confirmed => request = Request { confirmed: true, ..asked },
-                Question::YesNo(q) => return Outcome::Refused(format!("{q} (not confirmed: pass --yes)")),
+                Question::YesNo(q) => {
+                    let reason = format!("{q} (not confirmed: pass --yes)");
+                    executor.refuse_unanswered(&asked, &reason);
+                    return Outcome::Refused(reason);
+                }
                 Question::TypeName { reason } => match force {
                     Some(name) if asked.typed_name.is_none() => {
                         request = Request { typed_name: Some(name.to_owned()), ..asked }
                     }
                     _ => {
-                        return Outcome::Refused(format!(
+                        let reason = format!(
                             "{reason}; --yes does not pass this gate: pass --force {} to force it",
                             asked.service
-                        ));
+                        );
+                        executor.refuse_unanswered(&asked, &reason);
+                        return Outcome::Refused(reason);
                     }
                 },
             },

@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod backend;
 pub mod clock;
+pub mod compose;
 pub mod config;
 pub mod devtools;
 pub mod domain;

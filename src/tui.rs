@@ -54,10 +54,46 @@ fn install_panic_hook() {
     }));
 }
 
-/// Terminal input as messages, until the receiver is gone.
-pub async fn input(events: mpsc::Sender<Msg>) {
+/// Why the session is ending, when it is not the user's `q`: the first
+/// signal, or the terminal gone. Shared by the tasks that notice.
+#[derive(Debug, Clone, Default)]
+pub struct Ending(std::sync::Arc<std::sync::Mutex<Option<crate::app::Exit>>>);
+
+impl Ending {
+    fn set(&self, exit: crate::app::Exit) {
+        let mut ending = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        ending.get_or_insert(exit);
+    }
+
+    pub fn get(&self) -> Option<crate::app::Exit> {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether an error of the loop is the terminal going away (EIO, EPIPE,
+/// ENXIO on a closed pty) rather than a fault to report.
+pub fn terminal_gone(report: &color_eyre::Report) -> bool {
+    report.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof)
+                || matches!(e.raw_os_error(), Some(5 | 6 | 32))
+        })
+    })
+}
+
+/// Terminal input as messages, until the receiver is gone. When input ends
+/// or fails, the terminal is gone: the session ends quietly.
+pub async fn input(events: mpsc::Sender<Msg>, ending: Ending) {
     let mut stream = EventStream::new();
-    while let Some(Ok(event)) = stream.next().await {
+    loop {
+        let event = match stream.next().await {
+            Some(Ok(event)) => event,
+            Some(Err(_)) | None => {
+                ending.set(crate::app::Exit::TerminalLost);
+                let _ = events.send(Msg::Quit).await;
+                return;
+            }
+        };
         let msg = match event {
             Event::Key(key) if key.kind != KeyEventKind::Release => match key_from(key.code, key.modifiers) {
                 Some(key) => Msg::Key(key),
@@ -79,8 +115,9 @@ pub async fn input(events: mpsc::Sender<Msg>) {
 }
 
 /// SIGTERM, SIGHUP and SIGINT end the loop the normal way, so the guard
-/// restores the terminal. (In raw mode Ctrl-C arrives as a key instead.)
-pub async fn signals(events: mpsc::Sender<Msg>) {
+/// restores the terminal, and the process exits 143, 129 or 130 as shells
+/// expect. (In raw mode Ctrl-C arrives as a key instead.)
+pub async fn signals(events: mpsc::Sender<Msg>, ending: Ending) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -89,15 +126,17 @@ pub async fn signals(events: mpsc::Sender<Msg>) {
         else {
             return;
         };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-            _ = int.recv() => {}
-        }
+        let number = tokio::select! {
+            _ = term.recv() => 15,
+            _ = hup.recv() => 1,
+            _ = int.recv() => 2,
+        };
+        ending.set(crate::app::Exit::Signal(number));
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        ending.set(crate::app::Exit::Signal(2));
     }
     let _ = events.send(Msg::Quit).await;
 }

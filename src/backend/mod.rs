@@ -34,6 +34,10 @@ pub struct Facts {
     /// The canary analysis, while a canary is live.
     pub verdict: Option<Verdict>,
     pub slo_status: Option<SloStatus>,
+    /// Why the verdict or the SLO status is missing, when whoever supplies
+    /// them knows ("no metrics source configured", "measurements are stale").
+    /// The mission-critical gate stays closed without them and says this.
+    pub metrics_gap: Option<String>,
     /// The image of the revision before the current one, for undo.
     pub previous_image: Option<String>,
     pub rollout_paused: bool,
@@ -138,6 +142,48 @@ pub trait Workloads: Send + Sync + 'static {
         plan: &Plan,
         context: &ActionContext,
     ) -> impl Future<Output = Result<Change, BackendError>> + Send;
+}
+
+/// `Workloads` behind a pointer: the composition root picks the backend mix
+/// at run time, so the executor holds one of these whatever the mix is.
+pub type AnyWorkloads = std::sync::Arc<dyn ErasedWorkloads>;
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe face of `Workloads`, implemented for every `Workloads`.
+pub trait ErasedWorkloads: Send + Sync + 'static {
+    fn facts_boxed<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Facts, BackendError>>;
+    fn apply_boxed<'a>(
+        &'a self,
+        service: &'a str,
+        plan: &'a Plan,
+        context: &'a ActionContext,
+    ) -> BoxFuture<'a, Result<Change, BackendError>>;
+}
+
+impl<W: Workloads> ErasedWorkloads for W {
+    fn facts_boxed<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<Facts, BackendError>> {
+        Box::pin(self.facts(service))
+    }
+
+    fn apply_boxed<'a>(
+        &'a self,
+        service: &'a str,
+        plan: &'a Plan,
+        context: &'a ActionContext,
+    ) -> BoxFuture<'a, Result<Change, BackendError>> {
+        Box::pin(self.apply(service, plan, context))
+    }
+}
+
+impl Workloads for AnyWorkloads {
+    async fn facts(&self, service: &str) -> Result<Facts, BackendError> {
+        self.as_ref().facts_boxed(service).await
+    }
+
+    async fn apply(&self, service: &str, plan: &Plan, context: &ActionContext) -> Result<Change, BackendError> {
+        self.as_ref().apply_boxed(service, plan, context).await
+    }
 }
 
 /// The answer to every change while no workload backend is configured.

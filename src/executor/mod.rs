@@ -62,16 +62,33 @@ impl<W: Workloads> Executor<W> {
         self
     }
 
+    /// The context audit entries are written under now: the key the
+    /// timeline finds them by again.
+    pub fn context(&self) -> String {
+        self.context_now.as_ref().map_or_else(|| self.context.clone(), |now| now())
+    }
+
     /// A counter of calls that reached the backend boundary.
     pub fn applied_counter(&self) -> Arc<AtomicU64> {
         self.applied.clone()
     }
 
+    /// The facts a decision would be made on now, gate inputs included.
+    pub async fn facts(&self, service: &str) -> Result<crate::backend::Facts, BackendError> {
+        self.workloads.facts(service).await
+    }
+
     /// Decides and, if allowed, carries out one request.
     pub async fn execute(&self, mut request: Request) -> ExecEvent {
+        // Every request that reaches the executor is audited, whatever its
+        // outcome: one the backend could not even describe too.
         let facts = match self.workloads.facts(&request.service).await {
             Ok(facts) => facts,
-            Err(error) => return ExecEvent::Failed { request, error: error.to_string() },
+            Err(error) => {
+                let error = error.to_string();
+                self.record(&request, false, "failed", &error, None);
+                return ExecEvent::Failed { request, error };
+            }
         };
         if request.asked_token.is_some_and(|token| token != facts.token) {
             // The answer was to another state of the world: ask again.
@@ -115,12 +132,18 @@ impl<W: Workloads> Executor<W> {
         }
     }
 
+    /// Ends a request whose question nobody will answer (a headless run
+    /// without `--yes` or `--force`): refused, and audited as such.
+    pub fn refuse_unanswered(&self, request: &Request, reason: &str) {
+        self.record(request, false, "refused", reason, None);
+    }
+
     fn record(&self, request: &Request, forced: bool, outcome: &str, detail: &str, change: Option<&Change>) {
         let entry = AuditEntry {
             time: AuditEntry::at(self.clock.now()),
             user: self.user.clone(),
             backend: self.backend.clone(),
-            context: self.context_now.as_ref().map_or_else(|| self.context.clone(), |now| now()),
+            context: self.context(),
             service: request.service.clone(),
             action: request.op.name().into(),
             forced,

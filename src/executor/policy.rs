@@ -4,9 +4,11 @@
 //!
 //! - prototype: deploy goes straight to the primary, no question; nothing to promote.
 //! - production: deploy starts a canary at the first step; a full promotion asks y/n.
-//! - mission-critical: as production, and a promotion is refused while the
-//!   canary fails its analysis or the SLO pages, unless the user types the
-//!   service's name (audited as forced).
+//! - mission-critical: as production, and a promotion passes only on a
+//!   canary measured healthy and an SLO measured and not paging; anything
+//!   else (failing, not enough data, no or stale metrics, paging) needs the
+//!   user to type the service's name (audited as forced).
+//! - deploy: an image of another repository than the running one asks first.
 //! - roll back: canary to 0, else undo the primary's last revision; y/n
 //!   outside prototypes.
 
@@ -68,6 +70,9 @@ fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
         return refusal;
     }
     if !facts.stage.uses_canary() {
+        if let Some(question) = other_repository(request, facts, image) {
+            return question;
+        }
         if image == facts.primary_image {
             return Decision::Refuse(format!("{} already runs {image}", request.service));
         }
@@ -82,9 +87,19 @@ fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
             facts.canary_weight
         ));
     }
-    // Replacing a canary that is in flight throws its progress away: ask.
-    if let Some(current) = facts.canary_image.as_deref().filter(|_| facts.canary_weight > 0) {
-        if current != image && !request.confirmed {
+    // Replacing a canary that is in flight throws its progress away: ask,
+    // in the same question as a repository slip, so one yes answers what
+    // was shown and nothing else.
+    let replacing = facts.canary_image.as_deref().filter(|current| facts.canary_weight > 0 && *current != image);
+    match (other_repository(request, facts, image), replacing) {
+        (Some(Decision::Ask(Question::YesNo(slip))), Some(current)) => {
+            return Decision::Ask(Question::YesNo(format!(
+                "{slip} It also replaces canary {current} at {} %.",
+                facts.canary_weight
+            )));
+        }
+        (Some(question), _) => return question,
+        (None, Some(current)) if !request.confirmed => {
             return Decision::Ask(Question::YesNo(format!(
                 "{} has canary {current} at {} %. Replace it with {image} at {} %?",
                 request.service,
@@ -92,6 +107,7 @@ fn deploy(request: &Request, facts: &Facts, image: &str) -> Decision {
                 facts.plan.first()
             )));
         }
+        (None, _) => {}
     }
     Decision::Run { plan: Plan::StartCanary { image: image.into(), weight: facts.plan.first() }, forced: false }
 }
@@ -132,16 +148,54 @@ fn promote(request: &Request, facts: &Facts, full: bool) -> Decision {
     }
 }
 
-/// Why a mission-critical promotion is refused, if it is.
+/// Why a mission-critical promotion may not pass without the typed name,
+/// if it may not. Fails closed: it passes only on a canary measured
+/// healthy and an SLO measured and not paging. A missing verdict or SLO,
+/// not enough canary data, stale metrics or no metrics source at all keep
+/// it shut, with the reason in words.
 pub fn gate_reason(facts: &Facts) -> Option<String> {
+    let gap = facts.metrics_gap.as_deref();
     let mut reasons = Vec::new();
-    if let Some(Verdict::Failing(why)) = &facts.verdict {
-        reasons.push(format!("canary failing ({why})"));
-    }
-    if facts.slo_status == Some(SloStatus::Page) {
-        reasons.push("SLO is paging".to_string());
+    if facts.verdict.is_none() && facts.slo_status.is_none() {
+        reasons.push(format!("no canary analysis and no SLO measurement: {}", gap.unwrap_or("nothing measured yet")));
+    } else {
+        match &facts.verdict {
+            Some(Verdict::Healthy(_)) => {}
+            Some(Verdict::Failing(why)) => reasons.push(format!("canary failing ({why})")),
+            Some(Verdict::NotEnoughData(why)) => reasons.push(format!("not enough canary data ({why})")),
+            None => reasons.push(format!("no canary analysis: {}", gap.unwrap_or("nothing measured yet"))),
+        }
+        match facts.slo_status {
+            Some(SloStatus::Page) => reasons.push("SLO is paging".to_string()),
+            Some(SloStatus::Ok | SloStatus::Ticket) => {}
+            None => reasons.push(format!("no SLO measurement: {}", gap.unwrap_or("nothing measured yet"))),
+        }
     }
     (!reasons.is_empty()).then(|| reasons.join(" and "))
+}
+
+/// The repository of an image reference, without its tag or digest:
+/// `registry:5000/shop/cart:1.2@sha256:…` is `registry:5000/shop/cart`.
+pub fn repository(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        // A colon after the last slash starts a tag; before it, a port.
+        Some(colon) if !image[colon..].contains('/') => &image[..colon],
+        _ => image,
+    }
+}
+
+/// A question when `image` is of another repository than what the service
+/// runs: deploying `shop/checkout` to `payments` is a slip until confirmed.
+fn other_repository(request: &Request, facts: &Facts, image: &str) -> Option<Decision> {
+    let running = repository(&facts.primary_image);
+    let wanted = repository(image);
+    (!request.confirmed && !running.is_empty() && running != wanted).then(|| {
+        Decision::Ask(Question::YesNo(format!(
+            "{} runs {running}, and {image} is of another repository ({wanted}). Deploy it anyway?",
+            request.service
+        )))
+    })
 }
 
 fn rollback(request: &Request, facts: &Facts) -> Decision {

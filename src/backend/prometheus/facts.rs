@@ -55,25 +55,62 @@ impl MetricsFacts {
     }
 }
 
-/// A workload backend whose policy facts come from Prometheus where it has
-/// measured the service: the canary verdict and SLO status that gate a
-/// mission-critical promotion are the real metrics, not the workload
-/// backend's guess (which may have none).
+/// A workload backend whose gate inputs (the canary verdict and the SLO
+/// status a mission-critical promotion is judged on) come from the metrics
+/// source only, never from the workload backend's guess.
+///
+/// Fails closed: without a metrics source, before the first measurement,
+/// or once the last one is older than `stale_after`, both inputs are
+/// missing and `Facts::metrics_gap` says why, so the gate stays shut.
 #[derive(Debug, Clone)]
 pub struct GatedByMetrics<W> {
     pub workloads: W,
-    pub metrics: MetricsFacts,
+    /// `None`: no metrics source is configured.
+    pub metrics: Option<MetricsFacts>,
+    pub clock: crate::clock::Clock,
+    /// Measurements older than this (clock time) are not judged on.
+    pub stale_after: crate::domain::Millis,
+}
+
+/// The gap when no metrics source is configured at all.
+pub const NO_METRICS_SOURCE: &str = "no metrics source configured: add [prometheus] to cockpit.toml";
+
+impl<W> GatedByMetrics<W> {
+    /// Replaces the gate inputs of `facts` with what the metrics say now.
+    pub fn gate(&self, service: &str, facts: &mut crate::backend::Facts) {
+        facts.verdict = None;
+        facts.slo_status = None;
+        let Some(metrics) = &self.metrics else {
+            facts.metrics_gap = Some(NO_METRICS_SOURCE.into());
+            return;
+        };
+        let Some(measured) = metrics.get(service) else {
+            facts.metrics_gap = Some(format!("Prometheus has not measured {service} yet"));
+            return;
+        };
+        let age = self.clock.now().since(measured.at);
+        if age > self.stale_after {
+            facts.metrics_gap = Some(format!(
+                "the last measurement of {service} is {age} old (stale after {})",
+                self.stale_after
+            ));
+            return;
+        }
+        facts.metrics_gap = None;
+        facts.slo_status = measured.slo_status;
+        if facts.slo_status.is_none() {
+            facts.metrics_gap = Some(format!("Prometheus has no SLO series for {service}"));
+        }
+        if facts.canary_weight > 0 {
+            facts.verdict = measured.verdict;
+        }
+    }
 }
 
 impl<W: crate::backend::Workloads> crate::backend::Workloads for GatedByMetrics<W> {
     async fn facts(&self, service: &str) -> Result<crate::backend::Facts, crate::backend::BackendError> {
         let mut facts = self.workloads.facts(service).await?;
-        if let Some(measured) = self.metrics.get(service) {
-            facts.slo_status = measured.slo_status.or(facts.slo_status);
-            if facts.canary_weight > 0 {
-                facts.verdict = measured.verdict.or(facts.verdict);
-            }
-        }
+        self.gate(service, &mut facts);
         Ok(facts)
     }
 
@@ -114,7 +151,8 @@ mod tests {
                 at: Timestamp(0),
             },
         );
-        let gated = GatedByMetrics { workloads: sim, metrics };
+        let clock = crate::clock::Clock::starting_at(Timestamp(0), 1.0);
+        let gated = GatedByMetrics { workloads: sim, metrics: Some(metrics), clock, stale_after: crate::domain::Millis(60_000) };
         let facts: Facts = gated.facts("payments").await.unwrap();
         let request = Request {
             id: 1,
