@@ -9,7 +9,6 @@
 
 use crate::backend::Workloads;
 use crate::compose::{Runtime, World};
-use crate::domain::slo::SloStatus;
 use crate::event::{BackendInfo, ExecEvent, Op, Question, Request};
 use crate::executor::Executor;
 use crate::state::{AppState, Msg};
@@ -225,16 +224,8 @@ pub struct StatusReport {
     pub services: Vec<ServiceStatus>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub paging: usize,
-    pub ticket: usize,
-    /// Not paging themselves, but a dependency they rely on is.
-    pub impacted: usize,
-    pub ok: usize,
-    /// No SLO data.
-    pub unknown: usize,
-}
+/// Services per health, as the team screen counts them.
+pub type Summary = crate::state::HealthCounts;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceStatus {
@@ -287,19 +278,12 @@ pub struct SloSummary {
 
 /// Every service's state as the screen would show it.
 pub fn status(state: &AppState) -> StatusReport {
-    let mut summary = Summary { paging: 0, ticket: 0, impacted: 0, ok: 0, unknown: 0 };
+    let summary = state.health_counts();
     let services = state
         .services
         .iter()
         .map(|s| {
             let impacted_by = state.impacted_by(&s.info.name).map(str::to_owned);
-            match s.slo_status() {
-                Some(SloStatus::Page) => summary.paging += 1,
-                Some(SloStatus::Ticket) => summary.ticket += 1,
-                _ if impacted_by.is_some() => summary.impacted += 1,
-                Some(SloStatus::Ok) => summary.ok += 1,
-                None => summary.unknown += 1,
-            }
             let rollout = s.rollout.as_ref().map(|r| RolloutSummary {
                 phase: r.phase.as_str().into(),
                 image: r.image.clone(),

@@ -55,7 +55,10 @@ fn a_headless_promotion_is_refused_by_the_gate_with_yes_and_passes_with_force() 
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--yes does not pass this gate: pass --force checkout"), "{stderr}");
-    assert!(AuditLog::read(&audit).unwrap_or_default().is_empty(), "asking is not acting");
+    let entries = AuditLog::read(&audit).expect("a headless refusal is audited");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((entries[0].action.as_str(), entries[0].outcome.as_str()), ("promote", "refused"));
+    assert!(entries[0].detail.contains("canary failing"), "{}", entries[0].detail);
 
     let wrong =
         cockpit(&["promote", "checkout", "--force", "cart", "--scenario", "bad-canary", "--audit-log", audit_arg]);
@@ -87,4 +90,45 @@ fn headless_questions_need_yes_and_read_only_refuses() {
     let read_only = cockpit(&["promote", "cart", "--yes", "--read-only", "--audit-log", audit_arg]);
     assert_eq!(read_only.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&read_only.stderr).contains("read-only"));
+}
+
+#[test]
+fn an_unknown_service_is_bad_usage() {
+    let out = cockpit(&["deploy", "nosuch", "--image", "shop/nosuch:1", "--audit-log", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no service `nosuch`") && stderr.contains("checkout"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_is_a_quiet_exit() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["status", "--json", "--scenario", "calm"])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // Close the reading end before cockpit writes, as `| head` does once it has its lines.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "no panic: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[test]
+fn the_demo_keeps_its_own_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["rollback", "cart", "--yes", "--demo"])
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env("XDG_STATE_HOME", dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let demo = dir.path().join("cockpit").join("demo-audit.jsonl");
+    let entries = AuditLog::read(&demo).expect("the demo's own log");
+    assert_eq!(entries.last().map(|e| e.backend.as_str()), Some("sim"));
+    assert!(!dir.path().join("cockpit").join("audit.jsonl").exists(), "the real log is untouched");
 }

@@ -414,7 +414,7 @@ window = "7d"
     let (verdict, status) = facts.gate("checkout");
     assert_eq!(status, Some(SloStatus::Page));
     let Some(Verdict::Failing(reason)) = &verdict else { panic!("checkout's canary must fail: {verdict:?}") };
-    assert!(reason.contains("canary success 92.0 % < 99.5 %"), "{reason}");
+    assert!(reason.contains("canary success 92.00 % < 99.5 %"), "{reason}");
     assert!(reason.contains("p99 9") && reason.contains("> 300 ms"), "{reason}");
     let (payments_verdict, payments_status) = facts.gate("payments");
     assert!(matches!(payments_verdict, Some(Verdict::Healthy(_))), "{payments_verdict:?}");
@@ -457,7 +457,7 @@ window = "7d"
     };
     match policy::decide(&promote, &gate_facts(facts.gate("checkout")), false) {
         Decision::Ask(Question::TypeName { reason }) => {
-            assert!(reason.contains("canary failing (canary success 92.0 %"), "{reason}");
+            assert!(reason.contains("canary failing (canary success 92.00 %"), "{reason}");
             assert!(reason.contains("SLO is paging"), "{reason}");
         }
         other => panic!("the gate must ask for the typed name: {other:?}"),

@@ -156,34 +156,68 @@ impl Verdict {
     }
 }
 
+/// How far past a limit a failing canary must come back before it counts
+/// as healthy again: without it, a canary that sits on the limit flips
+/// between healthy and failing on every refresh.
+pub const RECOVERY_MARGIN_PP: f64 = 0.05;
+/// The same for latency, in percent of the p99 limit.
+pub const RECOVERY_MARGIN_P99: f64 = 0.05;
+
 /// Compares the canary with the primary. Every failing check is named, worst
 /// first, so the reason reads as a sentence on screen.
 pub fn analyse(canary: &TrackMetrics, primary: &TrackMetrics, t: &CanaryThresholds) -> Verdict {
+    analyse_after(None, canary, primary, t)
+}
+
+/// `analyse`, knowing the verdict before: values are compared at the
+/// precision they are shown with (a canary shown at the limit is at the
+/// limit), and a canary that was failing stays failing until it is clear
+/// of every limit by the recovery margin.
+pub fn analyse_after(
+    previous: Option<&Verdict>,
+    canary: &TrackMetrics,
+    primary: &TrackMetrics,
+    t: &CanaryThresholds,
+) -> Verdict {
     if canary.requests < t.min_requests {
         return Verdict::NotEnoughData(format!(
             "{:.0} canary requests < {:.0} needed",
             canary.requests, t.min_requests
         ));
     }
+    let recovering = previous.is_some_and(Verdict::is_failing);
+    let (pp, p99) = if recovering { (RECOVERY_MARGIN_PP, t.max_p99_ms * RECOVERY_MARGIN_P99) } else { (0.0, 0.0) };
+    let success = shown(canary.success_pct, 2);
+    let degradation = shown(primary.success_pct - canary.success_pct, 2);
+    let latency = shown(canary.p99_ms, 0);
     let mut failures = Vec::new();
-    if canary.success_pct < t.min_success {
-        failures.push(format!("canary success {:.1} % < {} %", canary.success_pct, t.min_success));
+    if success < t.min_success + pp {
+        failures.push(format!("canary success {success:.2} % < {} %", t.min_success));
     }
-    let degradation = primary.success_pct - canary.success_pct;
-    if primary.requests >= t.min_requests && degradation > t.max_degradation {
+    if primary.requests >= t.min_requests && degradation > t.max_degradation - pp {
         failures.push(format!("canary success {degradation:.2} pp below primary (max {})", t.max_degradation));
     }
-    if canary.p99_ms > t.max_p99_ms {
-        failures.push(format!("canary p99 {:.0} ms > {} ms", canary.p99_ms, t.max_p99_ms));
+    if latency > t.max_p99_ms - p99 {
+        failures.push(format!("canary p99 {latency:.0} ms > {} ms", t.max_p99_ms));
     }
     if failures.is_empty() {
-        Verdict::Healthy(format!(
-            "success {:.2} % ≥ {} %, p99 {:.0} ms ≤ {} ms",
-            canary.success_pct, t.min_success, canary.p99_ms, t.max_p99_ms
-        ))
-    } else {
-        Verdict::Failing(failures.join("; "))
+        return Verdict::Healthy(format!(
+            "success {success:.2} % ≥ {} %, p99 {latency:.0} ms ≤ {} ms",
+            t.min_success, t.max_p99_ms
+        ));
     }
+    let reason = failures.join("; ");
+    // Within the margin only: say why it still fails.
+    if recovering && !analyse_after(None, canary, primary, t).is_failing() {
+        return Verdict::Failing(format!("{reason}; held until clear of the limit by the recovery margin"));
+    }
+    Verdict::Failing(reason)
+}
+
+/// `value` rounded to `digits` decimals, as the screen shows it.
+fn shown(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
 }
 
 #[cfg(test)]
@@ -222,10 +256,35 @@ mod tests {
         let bad = TrackMetrics { requests: 800.0, success_pct: 97.1, p99_ms: 420.0 };
         let verdict = analyse(&bad, &primary, &t);
         assert!(verdict.is_failing());
-        assert!(verdict.reason().contains("canary success 97.1 % < 99 %"), "{verdict:?}");
+        assert!(verdict.reason().contains("canary success 97.10 % < 99 %"), "{verdict:?}");
         assert!(verdict.reason().contains("p99 420 ms > 300 ms"), "{verdict:?}");
 
         let thin = TrackMetrics { requests: 12.0, ..bad };
         assert_eq!(analyse(&thin, &primary, &t).label(), "not enough data");
+    }
+
+    #[test]
+    fn a_canary_on_the_limit_does_not_flip_with_float_noise() {
+        let t = CanaryThresholds::default();
+        let primary = TrackMetrics { requests: 5000.0, success_pct: 99.9, p99_ms: 180.0 };
+        // 0.5 pp below the primary, give or take what floating point adds.
+        let at_limit = |noise: f64| TrackMetrics { requests: 800.0, success_pct: 99.4 + noise, p99_ms: 200.0 };
+        for noise in [-1e-12, 0.0, 1e-12, -3e-9, 3e-9] {
+            let verdict = analyse(&at_limit(noise), &primary, &t);
+            assert_eq!(verdict.label(), "healthy", "{noise}: at the limit as shown is within it: {verdict:?}");
+        }
+        // Just past it, as shown: failing.
+        let past = TrackMetrics { success_pct: 99.39, ..at_limit(0.0) };
+        let failing = analyse(&past, &primary, &t);
+        assert!(failing.is_failing(), "{failing:?}");
+        // Back on the limit after failing: still failing, and it says why.
+        let held = analyse_after(Some(&failing), &at_limit(1e-12), &primary, &t);
+        assert!(held.is_failing() && held.reason().contains("recovery margin"), "{held:?}");
+        // Clear by the margin: healthy again.
+        let clear = TrackMetrics { success_pct: 99.46, ..at_limit(0.0) };
+        assert_eq!(analyse_after(Some(&failing), &clear, &primary, &t).label(), "healthy");
+        // A healthy canary is judged without the margin.
+        let healthy = analyse(&at_limit(0.0), &primary, &t);
+        assert_eq!(analyse_after(Some(&healthy), &at_limit(-1e-12), &primary, &t).label(), "healthy");
     }
 }

@@ -50,6 +50,29 @@ pub enum Msg {
     Problem(String),
 }
 
+/// A service's health. Unknown (no SLO measured) is its own state,
+/// never counted or shown as ok.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Paging,
+    Ticket,
+    /// Not paging itself; a dependency it relies on is.
+    Impacted,
+    Ok,
+    Unknown,
+}
+
+/// Services per health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HealthCounts {
+    pub paging: usize,
+    pub ticket: usize,
+    pub impacted: usize,
+    pub ok: usize,
+    /// No SLO measured: no metrics source, no series, or not yet.
+    pub unknown: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Execute(Request),
@@ -258,6 +281,32 @@ impl AppState {
             .collect();
     }
 
+    /// How a service is doing, as every screen and `status` counts it.
+    pub fn health(&self, service: &ServiceView) -> Health {
+        match service.slo_status() {
+            Some(SloStatus::Page) => Health::Paging,
+            Some(SloStatus::Ticket) => Health::Ticket,
+            _ if self.impacted_by(&service.info.name).is_some() => Health::Impacted,
+            Some(SloStatus::Ok) => Health::Ok,
+            None => Health::Unknown,
+        }
+    }
+
+    /// Every service counted by health, for the summary lines.
+    pub fn health_counts(&self) -> HealthCounts {
+        let mut counts = HealthCounts::default();
+        for service in &self.services {
+            match self.health(service) {
+                Health::Paging => counts.paging += 1,
+                Health::Ticket => counts.ticket += 1,
+                Health::Impacted => counts.impacted += 1,
+                Health::Ok => counts.ok += 1,
+                Health::Unknown => counts.unknown += 1,
+            }
+        }
+        counts
+    }
+
     /// The service most in need of attention: paging before ticket before
     /// ok, mission-critical before production before prototype.
     pub fn worst_service(&self) -> Option<usize> {
@@ -314,8 +363,14 @@ impl AppState {
     }
 
     /// When the loop must wake up even if no event arrives.
+    ///
+    /// The rule: the team screen, a wall display with a clock, redraws once
+    /// a second so that the room sees time pass. The main screen shows no
+    /// clock and sleeps while nothing changes.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let toast = self.toasts.iter().map(|t| t.until).min();
+        let second = self.scaled(Millis(1000)).0.max(1);
+        let wall_clock = self.team_screen.then(|| Timestamp((self.now.0.div_euclid(second) + 1) * second));
+        let toast = self.toasts.iter().map(|t| t.until).chain(wall_clock).min();
         let animation = self
             .selected_service()
             .and_then(|s| s.build.as_ref())
@@ -401,7 +456,8 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Tick => {
-            if state.next_deadline().is_some_and(|d| d <= now.plus(state.scaled(ANIMATION_FRAME))) {
+            // The team screen's clock moves every second, whatever else does.
+            if state.team_screen || state.next_deadline().is_some_and(|d| d <= now.plus(state.scaled(ANIMATION_FRAME))) {
                 state.redraw = true;
             }
             Vec::new()

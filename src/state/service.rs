@@ -3,7 +3,7 @@
 //! whole when its source reports.
 
 use crate::action::Action;
-use crate::domain::canary::{TrackMetrics, Verdict, analyse};
+use crate::domain::canary::{TrackMetrics, Verdict, analyse_after};
 use crate::domain::logs::LogBuffer;
 use crate::domain::rollout::RolloutStatus;
 use crate::domain::slo::{SloReport, SloStatus};
@@ -51,6 +51,7 @@ impl ServiceView {
         self.denied.iter().find(|d| ops.contains(&d.op.as_str())).map(|d| d.reason.as_str())
     }
 
+    /// The SLO status as measured; `None` (unknown) without a report.
     pub fn slo_status(&self) -> Option<SloStatus> {
         self.slo.as_ref().map(|r| r.status)
     }
@@ -78,7 +79,7 @@ impl ServiceView {
     }
 
     pub fn set_analysis(&mut self, primary: TrackMetrics, canary: TrackMetrics) {
-        self.verdict = Some(analyse(&canary, &primary, &self.info.thresholds));
+        self.verdict = Some(analyse_after(self.verdict.as_ref(), &canary, &primary, &self.info.thresholds));
         self.analysis = Some((primary, canary));
     }
 

@@ -34,7 +34,6 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             parts.push((5, false, format!("scenario {scenario}"), theme.warn));
         }
     }
-    parts.push((6, false, format!("{} UTC", state.now.clock()), theme.dim));
     parts.retain(|p| !p.2.is_empty());
 
     let width = |kept: &[&(u8, bool, String, Style)]| -> usize {

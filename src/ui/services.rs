@@ -3,8 +3,7 @@
 
 use super::{pad, pane_block, title};
 use crate::domain::rollout::RolloutPhase;
-use crate::domain::slo::SloStatus;
-use crate::state::{AppState, ListRow, Pane, ServiceView, list_offset};
+use crate::state::{AppState, Health, ListRow, Pane, ServiceView, list_offset};
 use crate::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -41,13 +40,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 
 /// `(glyph, style)` for a service's health: its SLO, or the paging
 /// dependency that drags it.
+/// Unknown is `?` in the warning colour: on an incident screen, no data
+/// must never look like health (nor like nothing to look at).
 pub fn health(state: &AppState, service: &ServiceView, theme: &Theme) -> (&'static str, Style) {
-    match service.slo_status() {
-        Some(SloStatus::Page) => ("✗", theme.bad),
-        Some(SloStatus::Ticket) => ("!", theme.warn),
-        _ if state.impacted_by(&service.info.name).is_some() => ("!", theme.warn),
-        Some(SloStatus::Ok) => ("✓", theme.ok),
-        None => ("·", theme.dim),
+    match state.health(service) {
+        Health::Paging => ("✗", theme.bad),
+        Health::Ticket | Health::Impacted => ("!", theme.warn),
+        Health::Ok => ("✓", theme.ok),
+        Health::Unknown => ("?", theme.warn),
     }
 }
 

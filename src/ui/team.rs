@@ -47,21 +47,25 @@ fn draw_header(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         left.push(Span::styled(" · read-only", theme.warn));
     }
     left.push(Span::styled(format!(" · {} UTC", state.now.clock()), theme.dim));
-    let paging = state.services.iter().filter(|s| s.slo_status() == Some(SloStatus::Page)).count();
-    let impacted = (0..state.services.len())
-        .filter(|&i| {
-            let s = &state.services[i];
-            s.slo_status() != Some(SloStatus::Page) && state.impacted_by(&s.info.name).is_some()
-        })
-        .count();
-    let ok = state.services.len() - paging - impacted;
+    let counts = state.health_counts();
+    let (paging, impacted) = (counts.paging, counts.impacted);
     let mut right = vec![
         Span::styled(format!("{paging} paging"), if paging > 0 { theme.bad } else { theme.dim }),
         Span::styled(" · ", theme.dim),
-        Span::styled(format!("{impacted} impacted"), if impacted > 0 { theme.warn } else { theme.dim }),
-        Span::styled(" · ", theme.dim),
-        Span::styled(format!("{ok} ok "), theme.ok),
     ];
+    if counts.ticket > 0 {
+        right.push(Span::styled(format!("{} ticket", counts.ticket), theme.warn));
+        right.push(Span::styled(" · ", theme.dim));
+    }
+    right.push(Span::styled(format!("{impacted} impacted"), if impacted > 0 { theme.warn } else { theme.dim }));
+    right.push(Span::styled(" · ", theme.dim));
+    right.push(Span::styled(format!("{} ok", counts.ok), theme.ok));
+    // Unknown is never folded into ok: no data is not health.
+    if counts.unknown > 0 {
+        right.push(Span::styled(" · ", theme.dim));
+        right.push(Span::styled(format!("{} unknown", counts.unknown), theme.warn));
+    }
+    right.push(Span::raw(" "));
     if state.backend.simulated {
         right.push(Span::styled(" SIMULATED ", theme.simulated));
     }
@@ -122,7 +126,7 @@ fn tile<'a>(state: &AppState, service: &ServiceView, width: usize, theme: &Theme
             };
             spans.push(Span::styled(format!("  budget {budget:>3.0} %"), budget_style));
         }
-        None => spans.push(Span::styled(" no SLO data", theme.dim)),
+        None => spans.push(Span::styled(" ?      no SLO data", theme.warn)),
     }
     let weight = service.canary_weight();
     if weight > 0 {

@@ -525,6 +525,7 @@ impl Workloads for DockerWorkloads {
             canary_weight: 0,
             verdict: None,
             slo_status: None,
+            metrics_gap: None,
             previous_image: container.as_ref().and_then(|c| c.revisions.get(1)).map(|r| r.image.clone()),
             rollout_paused: false,
             promoting: false,

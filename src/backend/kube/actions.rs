@@ -136,6 +136,7 @@ impl Read {
             canary_weight: traffic.target_weight,
             verdict: None,
             slo_status: None,
+            metrics_gap: None,
             previous_image: revisions.get(1).map(|r| r.image.clone()),
             rollout_paused: model::paused(&self.primary),
             promoting: model::promoting(&self.primary).is_some(),

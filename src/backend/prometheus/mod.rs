@@ -22,7 +22,7 @@ pub use queries::{DEFAULT_BUCKETS, DEFAULT_GOOD, DEFAULT_TOTAL, Queries, track_r
 
 use crate::clock::Clock;
 use crate::config::{CanaryConfig, PrometheusConfig, ServiceConfig};
-use crate::domain::canary::{CanaryThresholds, TrackMetrics, analyse};
+use crate::domain::canary::{CanaryThresholds, TrackMetrics, analyse_after};
 use crate::domain::logs::Track;
 use crate::domain::slo::{SloReport, SloSpec, evaluate};
 use crate::domain::time::{HOUR, MINUTE};
@@ -122,8 +122,10 @@ impl Source {
             let service = target.name.clone();
             match self.measure(target, now).await {
                 Ok(Measurement { report, analysis }) => {
-                    let verdict =
-                        analysis.as_ref().map(|(primary, canary)| analyse(canary, primary, &target.thresholds));
+                    let previous = self.facts.get(&service).and_then(|f| f.verdict);
+                    let verdict = analysis
+                        .as_ref()
+                        .map(|(primary, canary)| analyse_after(previous.as_ref(), canary, primary, &target.thresholds));
                     self.facts.record(&service, ServiceFacts { slo_status: Some(report.status), verdict, at: now });
                     events.push(SourceEvent::Slo { service: service.clone(), report });
                     if let Some((primary, canary)) = analysis {

@@ -12,7 +12,7 @@ use super::series::{MinuteSeries, ratio};
 use super::workload::Workload;
 use crate::backend::{ActionContext, BackendError, Change, Facts, Plan, Snapshot};
 use crate::config::Scenario;
-use crate::domain::canary::{CanaryPlan, CanaryThresholds, TrackMetrics, Verdict, analyse};
+use crate::domain::canary::{CanaryPlan, CanaryThresholds, TrackMetrics, Verdict, analyse_after};
 use crate::domain::logs::{LogLine, Track};
 use crate::domain::rollout::{Revision, RolloutStatus};
 use crate::domain::slo::{self, SloReport, SloSpec};
@@ -549,7 +549,7 @@ impl SimFleet {
                 events.push(SourceEvent::Slo { service: name.clone(), report });
                 if s.spec.stage.uses_canary() {
                     let (primary, canary) = s.analysis();
-                    s.last_verdict = Some(analyse(&canary, &primary, &s.info.thresholds));
+                    s.last_verdict = Some(analyse_after(s.last_verdict.as_ref(), &canary, &primary, &s.info.thresholds));
                     events.push(SourceEvent::Analysis { service: name.clone(), primary, canary });
                 }
             }
@@ -572,6 +572,7 @@ impl SimFleet {
             canary_weight: s.weight,
             verdict: if s.weight > 0 { s.last_verdict.clone() } else { None },
             slo_status: s.last_slo.as_ref().map(|r| r.status),
+            metrics_gap: None,
             previous_image: s.primary.revisions.get(1).map(|r| r.image.clone()),
             rollout_paused: false,
             promoting: s.promoting,
