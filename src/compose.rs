@@ -253,7 +253,8 @@ impl Runtime {
                 let info = BackendInfo { kind: "kubernetes".into(), context, simulated: false, scenario: None };
                 let gate = Gate { metrics: metrics.clone(), clock, stale_after: stale };
                 let (workloads, docker): (AnyWorkloads, _) = if docker {
-                    let docker = DockerWorkloads::new(config, &settings.base_dir, clock, events.clone(), docker_options);
+                    let docker =
+                        DockerWorkloads::new(config, &settings.base_dir, clock, events.clone(), docker_options);
                     (Arc::new(gate.over(Split { docker: docker.clone(), cluster: kube.clone() })), Some(docker))
                 } else {
                     (Arc::new(gate.over(kube.clone())), None)
