@@ -103,7 +103,8 @@ pub async fn run(mut runtime: Runtime, command: Command) -> i32 {
         return exit::USAGE;
     }
     let full = op == Op::Promote { full: true };
-    let request = Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
+    let request =
+        Request { id: 1, service: service.clone(), op, confirmed: false, typed_name: None, asked_token: None };
     let outcome = act(&runtime.executor, request, yes, force.as_deref()).await;
     match outcome {
         Outcome::Done(summary) if full && matches!(runtime.world, World::Cluster(_)) => {

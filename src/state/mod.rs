@@ -457,7 +457,8 @@ pub fn update(state: &mut AppState, now: Timestamp, msg: Msg) -> Vec<Effect> {
         }
         Msg::Tick => {
             // The team screen's clock moves every second, whatever else does.
-            if state.team_screen || state.next_deadline().is_some_and(|d| d <= now.plus(state.scaled(ANIMATION_FRAME))) {
+            if state.team_screen || state.next_deadline().is_some_and(|d| d <= now.plus(state.scaled(ANIMATION_FRAME)))
+            {
                 state.redraw = true;
             }
             Vec::new()
