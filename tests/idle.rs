@@ -2,6 +2,8 @@
 //! wake-up, however much (virtual) time passes. A toast costs exactly one
 //! wake-up, when it expires.
 
+mod common;
+
 use cockpit::action::Keymap;
 use cockpit::app::Loop;
 use cockpit::backend::sim::{SimFleet, SimOptions};
@@ -70,4 +72,42 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
     assert_eq!(app.stats.frames, settled.frames + 2, "shown, then cleared: {:?}", app.stats);
     assert!(app.state.toasts.is_empty());
     drop(events);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_team_screen_redraws_every_second_so_its_clock_moves() {
+    let mut fleet = SimFleet::new(SimOptions::default());
+    let clock = Clock::starting_at(fleet.now(), 1.0);
+    let (events, mut inbox) = mpsc::channel(4096);
+    for event in fleet.advance_to(fleet.now().plus(Millis(500))) {
+        events.send(Msg::Source(event)).await.unwrap();
+    }
+    let (requests, _requests_inbox) = mpsc::channel(16);
+    let mut state = AppState::new(fleet.backend_info(), Keymap::default(), true, 1000);
+    state.team_screen = true;
+    let theme = Theme::default();
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut app = Loop {
+        state: &mut state,
+        theme: &theme,
+        clock,
+        inbox: &mut inbox,
+        requests,
+        stats: Default::default(),
+        switch_context: None,
+        on_select: None,
+    };
+    tokio::select! {
+        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    let settled = app.stats;
+    tokio::select! {
+        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+    }
+    let frames = app.stats.frames - settled.frames;
+    assert!((59..=61).contains(&frames), "a minute of silence on the wall screen: {frames} frames");
+    let header = common::render(app.state, 120, 40, &theme);
+    assert!(header.lines().next().is_some_and(|l| l.contains(&format!("{} UTC", app.state.now.clock()))), "{header}");
 }

@@ -262,3 +262,26 @@ async fn docker_unreachable_fails_the_same_way_on_both_paths() {
     assert_eq!((tui.outcome.as_str(), tui.detail.as_str()), (headless.outcome.as_str(), headless.detail.as_str()));
     assert!(said(&state).contains(&headless.detail), "{}\nvs {}", said(&state), headless.detail);
 }
+
+#[tokio::test]
+async fn a_fresh_team_screen_on_a_cluster_shows_what_was_done_there_once() {
+    let world = World::cluster("").await;
+    let runtime = Runtime::compose(world.settings("history")).expect("composes");
+    let command = Command::Rollback { service: "checkout".into(), yes: true };
+    assert_eq!(headless::run(runtime, command).await, headless::exit::OK);
+    let done = only(&world.audit("history")).clone();
+    assert_eq!(done.outcome, "ok");
+
+    let mut settings = world.settings("history");
+    settings.team_screen = true;
+    let mut runtime = Runtime::compose(settings).expect("composes");
+    runtime.sync(DEADLINE).await.expect("syncs");
+    // Let the cluster's own Event of the same rollback arrive too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, runtime.inbox.recv()).await {
+        cockpit::state::update(&mut runtime.state, runtime.clock.now(), msg);
+    }
+    let told: Vec<_> = runtime.state.timeline.iter().filter(|c| c.service == "checkout" && c.user == "alice").collect();
+    assert_eq!(told.len(), 1, "the audit log's rollback, once: {told:?}");
+    assert_eq!(told[0].summary, done.detail);
+}

@@ -136,6 +136,8 @@ pub struct Toast {
     pub until: Timestamp,
 }
 
+/// Two reports of one change (audit log, cluster Event) are this close.
+const SAME_CHANGE_WITHIN: Millis = Millis(30 * SECOND.0);
 /// How many changes the timeline keeps.
 const TIMELINE_LEN: usize = 200;
 const TOAST_TIME: Millis = Millis(5 * SECOND.0);
@@ -569,6 +571,17 @@ fn on_source(state: &mut AppState, event: SourceEvent) -> Vec<Effect> {
             with_service(state, &service, |s| s.denied = denied);
         }
         SourceEvent::Change(change) => {
+            // One change told twice (the audit log and the cluster's Event
+            // of the same action) is shown once.
+            let told = |c: &ChangeRecord| {
+                c.service == change.service
+                    && c.user == change.user
+                    && c.summary == change.summary
+                    && c.at.since(change.at).0.abs() <= SAME_CHANGE_WITHIN.0
+            };
+            if state.timeline.iter().any(told) {
+                return Vec::new();
+            }
             // Newest first, whatever order the sources report in (the audit
             // log's history may arrive after the fleet's).
             let at = state.timeline.iter().position(|c| c.at <= change.at).unwrap_or(state.timeline.len());
