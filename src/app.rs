@@ -156,7 +156,7 @@ pub async fn run_in_terminal(mut runtime: crate::compose::Runtime, theme: &Theme
     let ending = crate::tui::Ending::default();
     tokio::spawn(crate::tui::signals(runtime.events.clone(), ending.clone()));
     let mut guard = crate::tui::TerminalGuard::enter()?;
-    let size = guard.terminal.size()?;
+    let size = guard.terminal().size()?;
     let _ = runtime.events.send(Msg::Resize { width: size.width, height: size.height }).await;
     tokio::spawn(crate::tui::input(runtime.events.clone(), ending.clone()));
     let clock = runtime.clock;
@@ -170,7 +170,7 @@ pub async fn run_in_terminal(mut runtime: crate::compose::Runtime, theme: &Theme
         switch_context: hooks.switch_context,
         on_select: hooks.on_select,
     };
-    let result = app.run(&mut guard.terminal).await;
+    let result = app.run(guard.terminal()).await;
     drop(guard);
     match (result, ending.get()) {
         (_, Some(exit)) => Ok(exit),

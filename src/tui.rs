@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 /// Owns the terminal's raw state; dropping it restores the terminal.
 pub struct TerminalGuard {
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+    /// Always `Some` until the guard is dropped.
+    terminal: Option<Terminal<CrosstermBackend<Stdout>>>,
 }
 
 impl TerminalGuard {
@@ -27,12 +28,23 @@ impl TerminalGuard {
             return Err(error);
         }
         let terminal = Terminal::new(CrosstermBackend::new(stdout()))?;
-        Ok(TerminalGuard { terminal })
+        Ok(TerminalGuard { terminal: Some(terminal) })
+    }
+
+    pub fn terminal(&mut self) -> &mut Terminal<CrosstermBackend<Stdout>> {
+        self.terminal.get_or_insert_with(|| unreachable!("the terminal lives as long as its guard"))
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        if let Some(mut terminal) = self.terminal.take() {
+            // A terminal that is gone cannot show its cursor again, and
+            // ratatui would say so on stderr as it drops: leave it be.
+            if terminal.show_cursor().is_err() {
+                std::mem::forget(terminal);
+            }
+        }
         restore();
     }
 }

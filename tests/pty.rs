@@ -131,16 +131,64 @@ fn demo_draws_the_cockpit_shows_help_and_quits_cleanly() {
 }
 
 #[test]
-fn sigterm_restores_the_terminal() {
+fn signals_restore_the_terminal_and_exit_as_shells_expect() {
     let _serial = serial();
-    let mut app = start(&["--demo"]);
-    app.wait_for("MISSION CRITICAL");
-    let pid = app.child.process_id().expect("a pid");
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
-    assert!(killed.success());
-    let status = app.wait_exit();
-    assert!(status.success(), "a signal ends cockpit the normal way: {status:?}");
-    app.assert_restored();
+    for (signal, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let mut app = start(&["--demo"]);
+        app.wait_for("MISSION CRITICAL");
+        let pid = app.child.process_id().expect("a pid");
+        let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status();
+        assert!(sent.expect("kill runs").success());
+        let status = app.wait_exit();
+        assert_eq!(status.exit_code(), code, "SIG{signal}: {status:?}");
+        app.assert_restored();
+    }
+}
+
+#[test]
+fn a_lost_terminal_is_a_quiet_exit() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stderr = dir.path().join("stderr");
+    // The shell only sends cockpit's stderr to a file, so that what it
+    // says after the terminal is gone can be read.
+    let script = format!("exec \"$0\" --demo 2>'{}'", stderr.display());
+    let pty = native_pty_system();
+    let pair = pty.openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).expect("a pty");
+    let mut cmd = CommandBuilder::new("sh");
+    cmd.args(["-c", &script, env!("CARGO_BIN_EXE_cockpit")]);
+    cmd.cwd(dir.path());
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("XDG_CONFIG_HOME", dir.path());
+    cmd.env("XDG_STATE_HOME", dir.path());
+    let mut child = pair.slave.spawn_command(cmd).expect("cockpit starts");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("a reader");
+    // Wait until it has drawn, then close the terminal under it.
+    let mut seen = Vec::new();
+    let until = Instant::now() + DEADLINE;
+    let mut buf = [0u8; 8192];
+    while Instant::now() < until && !String::from_utf8_lossy(&seen).contains("MISSION CRITICAL") {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("MISSION CRITICAL"), "it drew first");
+    // Every handle on the terminal's side goes: the pty is closed.
+    drop(reader);
+    drop(pair.master);
+    let until = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break status;
+        }
+        assert!(Instant::now() < until, "cockpit did not exit after its terminal closed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(said.trim().is_empty(), "a lost terminal is a quiet exit, said:\n{said}");
+    assert_eq!(status.exit_code(), 129, "as on SIGHUP: {status:?}");
 }
 
 #[test]
@@ -196,6 +244,11 @@ fn on_a_cluster_the_screen_fills_in_and_p_moves_the_route_weight_on_the_server()
     app.keys("G"); // the last service: checkout
     app.wait_for("Canary · checkout");
     app.keys("p");
+    // No metrics source: the mission-critical gate stays shut and says why.
+    app.wait_for("Forced promote of checkout");
+    let asked = app.contents().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(asked.contains("metrics source"), "{}", app.contents());
+    app.keys("checkout\r");
     app.wait_for("canary 10 → 25 %");
     let _context = runtime.enter();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
