@@ -190,6 +190,10 @@ pub struct Runtime {
     pending: Vec<Msg>,
 }
 
+/// A pause this long ends a source's burst of first reports.
+const BURST_QUIET: Duration = Duration::from_millis(150);
+const BURST_MAX: Duration = Duration::from_secs(2);
+
 /// How long measurements may be judged on, from the refresh interval.
 pub fn stale_after(refresh: Millis) -> Millis {
     Millis((refresh.0 * 3).max(30_000))
@@ -426,9 +430,15 @@ impl Runtime {
             }
             crate::state::update(&mut self.state, self.clock.now(), msg);
         }
-        // What arrived with the sync (rollouts, traffic) is queued too.
-        while let Ok(msg) = self.inbox.try_recv() {
+        // A source says Live and then reports what it synced (inventory,
+        // rollouts, traffic) in one burst: take it all, until it is quiet.
+        // Logs may never be quiet: the burst is over after BURST_MAX anyway.
+        let burst_over = (tokio::time::Instant::now() + BURST_MAX).min(deadline);
+        while let Ok(Some(msg)) = tokio::time::timeout(BURST_QUIET, self.inbox.recv()).await {
             crate::state::update(&mut self.state, self.clock.now(), msg);
+            if tokio::time::Instant::now() > burst_over {
+                break;
+            }
         }
         Ok(())
     }

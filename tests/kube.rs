@@ -173,9 +173,12 @@ impl Cockpit {
         Request { id: self.next_id, service: service.into(), op, confirmed: true, typed_name: None, asked_token: None }
     }
 
-    /// Runs an action through the executor, answering yes; returns its outcome.
+    /// Runs an action through the executor, answering yes, and at the
+    /// mission-critical gate (shut here: no metrics source) typing the
+    /// service's name; returns its outcome.
     async fn act(&mut self, service: &str, op: Op) -> ExecEvent {
-        let request = self.request(service, op);
+        let mut request = self.request(service, op);
+        request.typed_name = Some(service.into());
         let mut outcome = self.executor.execute(request).await;
         if let ExecEvent::Ask { request, .. } = outcome {
             outcome = self.executor.execute(Request { confirmed: true, ..request }).await;
@@ -348,11 +351,11 @@ fn rollout_is(state: &AppState, service: &str, image: &str, phase: RolloutPhase)
 async fn promotion_moves_the_route_weights_step_by_step_then_fully() {
     let mut cockpit = Cockpit::start(Setup::default()).await;
     cockpit.select("checkout");
-    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 10 → 25 %");
+    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 10 → 25 % (forced past the gate)");
     assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 75), ("checkout-canary".into(), 25)]);
     cockpit.until("25 % on screen", |s| weight(s, "checkout") == Some(25)).await;
     assert!(cockpit.screen().contains("HTTPRoute checkout 75/25"), "{}", cockpit.screen());
-    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 25 → 50 %");
+    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 25 → 50 % (forced past the gate)");
     assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 50), ("checkout-canary".into(), 50)]);
 
     let summary = done(&cockpit.act("checkout", Op::Promote { full: true }).await).to_owned();
@@ -460,7 +463,8 @@ async fn a_change_made_in_between_survives_and_the_conflict_is_shown_and_audited
     let meddler = Meddler { backend: cockpit.backend.clone(), other: cockpit.other.clone() };
     let audit = AuditLog::at(cockpit.audit_path.clone());
     let executor = Executor::new(meddler, false, audit, Clock::system()).with_identity("alice", "kubernetes", "fake");
-    let request = cockpit.request("checkout", Op::Promote { full: false });
+    let mut request = cockpit.request("checkout", Op::Promote { full: false });
+    request.typed_name = Some("checkout".into());
     let outcome = executor.execute(request).await;
     let ExecEvent::Failed { error, .. } = &outcome else { panic!("not refused: {outcome:?}") };
     assert!(error.contains("changed by someone else"), "{error}");
@@ -676,7 +680,7 @@ async fn the_headless_full_promotion_waits_for_its_end() {
     let audit = dir.path().join("audit.jsonl");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"));
     command
-        .args(["--namespace", "shop", "promote", "checkout", "--full", "--yes", "--config"])
+        .args(["--namespace", "shop", "promote", "checkout", "--full", "--yes", "--force", "checkout", "--config"])
         .arg(&empty)
         .arg("--audit-log")
         .arg(&audit)

@@ -101,11 +101,27 @@ async fn mission_critical_promotion_with_a_failing_canary_needs_the_typed_name()
 
 #[tokio::test]
 async fn a_healthy_mission_critical_canary_promotes_without_the_gate() {
-    let h = Harness::new(Scenario::Calm);
+    let mut h = Harness::new(Scenario::Calm);
     let first = h.executor.execute(deploy("payments", "shop/payments:4.2.0")).await;
     assert!(matches!(first, ExecEvent::Done { .. }), "{first:?}");
+    // A fresh canary has not been analysed, or has not served enough
+    // requests to be judged: the gate stays shut (fail closed) and says why.
+    let early = h.executor.execute(request("payments", Op::Promote { full: false })).await;
+    match &early {
+        ExecEvent::Ask { question: Question::TypeName { reason }, .. } => {
+            assert!(reason.contains("not been analysed yet") || reason.contains("not enough canary data"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once it has, and it is healthy, the promotion needs no typed name.
+    for _ in 0..120 {
+        let facts = h.backend.world().facts("payments").unwrap();
+        if matches!(facts.verdict, Some(cockpit::domain::canary::Verdict::Healthy(_))) {
+            break;
+        }
+        h.advance(cockpit::domain::Millis(5_000));
+    }
     let answer = h.executor.execute(request("payments", Op::Promote { full: false })).await;
-    // The verdict of a fresh canary is "not enough data", which does not block.
     assert!(matches!(answer, ExecEvent::Done { .. }), "{answer:?}");
     assert_eq!(h.backend.world().facts("payments").unwrap().canary_weight, 25);
 }

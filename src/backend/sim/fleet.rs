@@ -572,7 +572,9 @@ impl SimFleet {
             canary_weight: s.weight,
             verdict: if s.weight > 0 { s.last_verdict.clone() } else { None },
             slo_status: s.last_slo.as_ref().map(|r| r.status),
-            metrics_gap: None,
+            // The fleet measures itself; a new canary waits for its first analysis.
+            metrics_gap: (s.weight > 0 && s.last_verdict.is_none())
+                .then(|| format!("the canary of {name} has not been analysed yet")),
             previous_image: s.primary.revisions.get(1).map(|r| r.image.clone()),
             rollout_paused: false,
             promoting: s.promoting,
