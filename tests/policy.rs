@@ -228,3 +228,32 @@ async fn rolling_back_during_a_full_promotion_restores_the_primary() {
     let facts = h.backend.world().facts("cart").unwrap();
     assert_eq!((facts.primary_image.as_str(), facts.canary_weight, facts.promoting), ("shop/cart:2.7.1", 0, false));
 }
+
+#[tokio::test]
+async fn an_image_of_another_repository_asks_first_on_every_stage() {
+    let h = Harness::new(Scenario::Calm);
+    // payments runs shop/payments; shop/checkout is a slip of the finger.
+    let answer = h.executor.execute(deploy("payments", "shop/checkout:1.5.0")).await;
+    let ExecEvent::Ask { question: Question::YesNo(q), request } = answer else { panic!("{answer:?}") };
+    assert!(q.contains("runs shop/payments") && q.contains("another repository (shop/checkout)"), "{q}");
+    assert_eq!(h.backend.world().facts("payments").unwrap().canary_weight, 0, "nothing changed yet");
+    let answer = h.executor.execute(Request { confirmed: true, ..request }).await;
+    assert!(matches!(answer, ExecEvent::Done { .. }), "a yes deploys it: {answer:?}");
+    // A prototype, which otherwise deploys without a question, asks too.
+    let answer = h.executor.execute(deploy("recs-proto", "shop/search-ui:0.2.0")).await;
+    assert!(matches!(answer, ExecEvent::Ask { question: Question::YesNo(_), .. }), "{answer:?}");
+    // With a canary in flight, one question says both: the slip and the replacement.
+    let answer = h.executor.execute(deploy("cart", "shop/catalog:9.9.9")).await;
+    let ExecEvent::Ask { question: Question::YesNo(q), .. } = answer else { panic!("{answer:?}") };
+    assert!(q.contains("another repository") && q.contains("replaces canary shop/cart:2.8.0"), "{q}");
+}
+
+#[test]
+fn repositories_are_read_without_tag_digest_or_port_confusion() {
+    use cockpit::executor::policy::repository;
+    assert_eq!(repository("shop/cart:2.8.0"), "shop/cart");
+    assert_eq!(repository("registry:5000/shop/cart:2.8.0"), "registry:5000/shop/cart");
+    assert_eq!(repository("registry:5000/shop/cart"), "registry:5000/shop/cart");
+    assert_eq!(repository("shop/cart@sha256:abc"), "shop/cart");
+    assert_eq!(repository("shop/cart:1@sha256:abc"), "shop/cart");
+}
