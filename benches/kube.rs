@@ -12,11 +12,9 @@
 //! COCKPIT_BENCH_WINDOW=10 cargo bench --bench kube
 //! ```
 
-use cockpit::action::Keymap;
-use cockpit::backend::kube::{ClusterTarget, KubeBackend, KubeOptions};
-use cockpit::clock::Clock;
+use cockpit::compose::{Runtime, Settings};
 use cockpit::devtools::fake_apiserver::{Config as ServerConfig, FakeApiServer};
-use cockpit::event::{BackendInfo, ConnectionState};
+use cockpit::event::ConnectionState;
 use cockpit::state::{AppState, update};
 use cockpit::theme::Theme;
 use ratatui::Terminal;
@@ -68,17 +66,16 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let figures = runtime.block_on(async {
         let launched = Instant::now();
-        let (events, mut inbox) = mpsc::channel(4096);
-        let target = ClusterTarget {
-            kubeconfig: Some(kubeconfig),
-            context: None,
-            namespaces: vec!["shop".into(), "fill".into()],
-        };
-        let config = cockpit::config::Config::default();
-        let backend = KubeBackend::new(&config, target, Clock::system(), events, KubeOptions::default());
-        tokio::spawn(cockpit::backend::kube::run(backend.clone()));
-        let info = BackendInfo { kind: "kubernetes".into(), context: "fake".into(), simulated: false, scenario: None };
-        let mut state = AppState::new(info, Keymap::default(), false, 1000);
+        // Built as the binary builds it: the composition root.
+        let config: cockpit::config::Config =
+            toml::from_str("[kubernetes]\nnamespaces = [\"shop\", \"fill\"]\n").expect("the bench config");
+        let mut settings = Settings::new(config);
+        settings.kubeconfig = Some(kubeconfig);
+        settings.audit_log = Some(std::env::temp_dir().join("cockpit-bench-audit.jsonl"));
+        let mut runtime = Runtime::compose(settings).expect("composes");
+        let (_requests, request_inbox) = mpsc::channel(16);
+        let hooks = runtime.start(request_inbox);
+        let Runtime { mut state, mut inbox, .. } = runtime;
         let mut terminal = Terminal::new(TestBackend::new(200, 60)).expect("a test terminal");
         let theme = Theme::default();
         let mut draw = |state: &AppState| {
@@ -103,7 +100,9 @@ fn main() {
             draw(&state);
         }
         let all_data = launched.elapsed();
-        backend.focus("checkout");
+        if let Some(focus) = &hooks.on_select {
+            focus("checkout");
+        }
         // Steady state: nothing changes on the server; count what still happens.
         tokio::time::sleep(Duration::from_secs(2)).await;
         while inbox.try_recv().is_ok() {}
