@@ -398,18 +398,7 @@ impl Runtime {
             waiting.push(docker::SOURCE);
         }
         let deadline = tokio::time::Instant::now() + within;
-        if let Some(source) = self.prometheus.take() {
-            let now = self.clock.now();
-            let measured = tokio::time::timeout_at(deadline, source.refresh(now)).await;
-            let events = match measured {
-                Ok(Ok(events)) => events,
-                Ok(Err(error)) => vec![disconnected(prometheus::SOURCE, now, error.to_string())],
-                Err(_) => vec![disconnected(prometheus::SOURCE, now, format!("no answer within {within:?}"))],
-            };
-            for event in events {
-                crate::state::update(&mut self.state, now, Msg::Source(event));
-            }
-        }
+        let any_source = !waiting.is_empty();
         while !waiting.is_empty() {
             let msg = match tokio::time::timeout_at(deadline, self.inbox.recv()).await {
                 Ok(Some(msg)) => msg,
@@ -430,9 +419,29 @@ impl Runtime {
             }
             crate::state::update(&mut self.state, self.clock.now(), msg);
         }
-        // A source says Live and then reports what it synced (inventory,
-        // rollouts, traffic) in one burst: take it all, until it is quiet.
-        // Logs may never be quiet: the burst is over after BURST_MAX anyway.
+        // The inventory first, then the metrics of what it lists.
+        if any_source {
+            self.drain_burst(deadline).await;
+        }
+        if let Some(source) = self.prometheus.take() {
+            let now = self.clock.now();
+            let measured = tokio::time::timeout_at(deadline, source.refresh(now)).await;
+            let events = match measured {
+                Ok(Ok(events)) => events,
+                Ok(Err(error)) => vec![disconnected(prometheus::SOURCE, now, error.to_string())],
+                Err(_) => vec![disconnected(prometheus::SOURCE, now, format!("no answer within {within:?}"))],
+            };
+            for event in events {
+                crate::state::update(&mut self.state, now, Msg::Source(event));
+            }
+        }
+        Ok(())
+    }
+
+    /// A source says Live and then reports what it synced (inventory,
+    /// rollouts, traffic) in one burst: take it all, until it is quiet.
+    /// Logs may never be quiet: the burst is over after `BURST_MAX` anyway.
+    async fn drain_burst(&mut self, deadline: tokio::time::Instant) {
         let burst_over = (tokio::time::Instant::now() + BURST_MAX).min(deadline);
         while let Ok(Some(msg)) = tokio::time::timeout(BURST_QUIET, self.inbox.recv()).await {
             crate::state::update(&mut self.state, self.clock.now(), msg);
@@ -440,7 +449,6 @@ impl Runtime {
                 break;
             }
         }
-        Ok(())
     }
 
     fn fold_pending(&mut self) {

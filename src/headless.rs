@@ -307,7 +307,8 @@ pub fn status(state: &AppState) -> StatusReport {
                     reason: s.live_verdict().map(|v| v.reason().into()),
                 })
             });
-            let slo = s.slo.as_ref().map(|r| SloSummary {
+            // A report of no data (no series) is unknown, as on screen.
+            let slo = s.slo.as_ref().filter(|r| r.has_data()).map(|r| SloSummary {
                 status: r.status.as_str().into(),
                 objective: r.spec.objective,
                 window: r.spec.window.to_string(),

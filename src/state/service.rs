@@ -51,9 +51,10 @@ impl ServiceView {
         self.denied.iter().find(|d| ops.contains(&d.op.as_str())).map(|d| d.reason.as_str())
     }
 
-    /// The SLO status as measured; `None` (unknown) without a report.
+    /// The SLO status as measured; `None` (unknown) without a report or
+    /// with a report of no data (no series): no data is not health.
     pub fn slo_status(&self) -> Option<SloStatus> {
-        self.slo.as_ref().map(|r| r.status)
+        self.slo.as_ref().filter(|r| r.has_data()).map(|r| r.status)
     }
 
     /// The canary weight in percent, 0 when no canary is live.
