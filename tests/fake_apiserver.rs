@@ -834,6 +834,44 @@ async fn lists_page_with_limit_and_continue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_slices_of_one_snapshot_costing_what_they_hold() {
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    for i in 0..5 {
+        server.create("", "v1", "pods", "default", json!({"metadata": {"name": format!("p{i}")}})).expect("pod");
+    }
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/namespaces/default/pods", server.url());
+    let (_, first) = body(http.get(&url).query(&[("limit", "2")]).send().await.expect("list")).await;
+    let token = first["metadata"]["continue"].as_str().expect("a continue token").to_owned();
+    let rv = first["metadata"]["resourceVersion"].clone();
+    // Writes between pages do not show: the list is consistent at its first page.
+    server.delete("", "v1", "pods", "default", "p3").expect("deleted");
+    server.create("", "v1", "pods", "default", json!({"metadata": {"name": "p25"}})).expect("created");
+    let (code, rest) =
+        body(http.get(&url).query(&[("limit", "10"), ("continue", &token)]).send().await.expect("list")).await;
+    assert_eq!(code, 200, "{rest}");
+    let names: Vec<&str> =
+        rest["items"].as_array().expect("items").iter().filter_map(|o| o["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["p2", "p3", "p4"]);
+    assert_eq!(rest["metadata"]["resourceVersion"], rv, "every page says the first page's resourceVersion");
+
+    // At scale: paging through 5,000 pods reads each from the store once,
+    // as one unpaged list does; later pages cost only what they hold.
+    server.seed(1_000, 5_000).expect("seeded");
+    let all_pods = format!("{}/api/v1/pods", server.url());
+    let before = server.objects_read();
+    let (_, unpaged) = body(http.get(&all_pods).send().await.expect("list")).await;
+    let whole = server.objects_read() - before;
+    let count = unpaged["items"].as_array().map_or(0, Vec::len) as u64;
+    assert_eq!(whole, count);
+    let before = server.objects_read();
+    let (names, pages) = list_pages(&http, &all_pods, 500).await;
+    assert_eq!(names.len() as u64, count);
+    assert!(pages >= 10, "{pages} pages");
+    assert_eq!(server.objects_read() - before, count, "the first page read them all, the others none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeds_a_team_and_lists_thousands_of_objects() {
     let server = FakeApiServer::start(Config::default()).await.expect("server starts");
     let seeding = Instant::now();

@@ -398,34 +398,41 @@ fn list(
     query: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
     let (labels, fields) = selectors(query)?;
-    let (items, rv) = {
-        let store = shared.store();
-        (store.list(res, namespace), store.resource_version())
-    };
     let limit = match query.get("limit").map(String::as_str) {
         None | Some("" | "0") => None,
         Some(n) => Some(n.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit `{n}`")))?),
     };
-    let after = match query.get("continue").map(String::as_str) {
-        None | Some("") => None,
-        Some(token) => Some(paging::decode(token)?),
+    // A later page is a slice of the snapshot the first one took; the first
+    // page (or an unlimited list) reads the store.
+    let (all, rv, offset, snapshot) = match query.get("continue").map(String::as_str) {
+        None | Some("") => {
+            let (items, rv) = {
+                let store = shared.store();
+                (store.list(res, namespace), store.resource_version())
+            };
+            shared.objects_read.fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let matching: Vec<Value> = items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
+            match limit {
+                Some(limit) if matching.len() > limit => {
+                    let (id, all) = shared.snapshots().keep(matching);
+                    (all, rv, 0, Some(id))
+                }
+                _ => (std::sync::Arc::new(matching), rv, 0, None),
+            }
+        }
+        Some(token) => {
+            let token = paging::Token::decode(token)?;
+            (shared.snapshots().get(token.snapshot)?, token.rv, token.offset, Some(token.snapshot))
+        }
     };
-    let mut matching = items
-        .into_iter()
-        .filter(|o| labels.matches(o) && fields.matches(o))
-        .filter(|o| after.as_ref().is_none_or(|(_, last)| paging::position(o) > *last))
-        .peekable();
-    let mut page = Vec::new();
-    while let Some(o) = matching.next_if(|_| limit.is_none_or(|l| page.len() < l)) {
-        page.push(o);
-    }
-    let remaining = matching.count();
+    let end = limit.map_or(all.len(), |l| offset.saturating_add(l).min(all.len()));
+    let page: Vec<Value> = all.get(offset.min(end)..end).unwrap_or_default().to_vec();
+    let remaining = all.len() - end;
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if remaining > 0
-        && let Some(last) = page.last()
+        && let Some(snapshot) = snapshot
     {
-        let list_rv = after.as_ref().map_or(rv, |(first_rv, _)| *first_rv);
-        metadata["continue"] = Value::String(paging::encode(list_rv, &paging::position(last)));
+        metadata["continue"] = Value::String(paging::Token { rv, snapshot, offset: end }.encode());
         metadata["remainingItemCount"] = json!(remaining);
     }
     let items: Vec<Value> = page

@@ -116,9 +116,17 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) watches: AtomicUsize,
     pub(crate) logs: Mutex<Logs>,
+    /// Limited lists being paged through.
+    pub(crate) snapshots: Mutex<paging::Snapshots>,
+    /// Objects lists read from the store: the work a list costs.
+    pub(crate) objects_read: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
+    pub(crate) fn snapshots(&self) -> std::sync::MutexGuard<'_, paging::Snapshots> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn count(&self, verb: Verb) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *counts.entry(verb).or_insert(0) += 1;
@@ -155,6 +163,8 @@ impl FakeApiServer {
             config,
             watches: AtomicUsize::new(0),
             logs: Mutex::new(Logs::new(log_lines)),
+            snapshots: Mutex::new(paging::Snapshots::default()),
+            objects_read: std::sync::atomic::AtomicU64::new(0),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn(http::serve(listener, shared.clone(), stopped));
@@ -241,6 +251,12 @@ impl FakeApiServer {
     /// How many requests of `verb` it has answered.
     pub fn requests(&self, verb: Verb) -> u64 {
         self.shared.counts.lock().unwrap_or_else(|p| p.into_inner()).get(&verb).copied().unwrap_or(0)
+    }
+
+    /// How many objects lists have read from the store: a first page reads
+    /// every match once, later pages none (they slice its snapshot).
+    pub fn objects_read(&self) -> u64 {
+        self.shared.objects_read.load(Ordering::Relaxed)
     }
 
     /// Every verb's count.

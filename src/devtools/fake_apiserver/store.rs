@@ -308,9 +308,13 @@ impl Store {
 
     /// Objects of one resource, in one namespace or (`None`) in all.
     pub fn list(&self, res: &'static Resource, namespace: Option<&str>) -> Vec<Value> {
+        // Keys sort by resource, then namespace: read only the range asked for.
+        let from = (res.group, res.plural, namespace.unwrap_or("").to_string(), String::new());
         self.objects
-            .iter()
-            .filter(|((g, p, ns, _), _)| *g == res.group && *p == res.plural && namespace.is_none_or(|want| ns == want))
+            .range(from..)
+            .take_while(|((g, p, ns, _), _)| {
+                *g == res.group && *p == res.plural && namespace.is_none_or(|want| ns == want)
+            })
             .map(|(_, v)| v.clone())
             .collect()
     }
