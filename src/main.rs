@@ -21,7 +21,7 @@ use std::process::ExitCode;
 #[command(name = "cockpit", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<TopCommand>,
     /// Run on the built-in simulated fleet (the default while no real
     /// backend is configured).
     #[arg(long, global = true)]
@@ -61,6 +61,18 @@ struct Cli {
     /// then the context's namespace). Implies the Kubernetes backend.
     #[arg(long, short = 'n', global = true)]
     namespace: Option<String>,
+}
+
+/// What can follow `cockpit`: a headless command, or one that describes
+/// cockpit itself.
+#[derive(Debug, clap::Subcommand)]
+enum TopCommand {
+    #[command(flatten)]
+    Headless(Command),
+    /// Print a shell completion script: `cockpit completions bash > /etc/bash_completion.d/cockpit`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `cockpit man > cockpit.1`.
+    Man,
 }
 
 /// A problem the user can fix (bad config, unknown theme): printed as one
@@ -105,6 +117,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> color_eyre::Result<i32> {
+    // Describing cockpit needs no config and no backend.
+    match &cli.command {
+        Some(TopCommand::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "cockpit", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Some(TopCommand::Man) => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            page.render(&mut std::io::stdout()).wrap_err("cannot write the man page")?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let (config, config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
     let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         Theme::monochrome()
@@ -134,7 +160,10 @@ fn run(cli: Cli) -> color_eyre::Result<i32> {
         .enable_all()
         .build()
         .wrap_err("cannot start the async runtime")?;
-    let command = cli.command;
+    let command = match cli.command {
+        Some(TopCommand::Headless(command)) => Some(command),
+        _ => None,
+    };
     let result = runtime.block_on(async move {
         let composed = Runtime::compose(settings).map_err(user_error)?;
         match command {

@@ -132,3 +132,18 @@ fn the_demo_keeps_its_own_audit_log() {
     assert_eq!(entries.last().map(|e| e.backend.as_str()), Some("sim"));
     assert!(!dir.path().join("cockpit").join("audit.jsonl").exists(), "the real log is untouched");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cockpit(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("promote") && script.contains("team-screen"), "{shell}: {script}");
+    }
+    let man = cockpit(&["man"]);
+    assert_eq!(man.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH cockpit"), "{page}");
+    assert!(page.contains("status") && page.contains("rollback"), "{page}");
+}
