@@ -204,6 +204,7 @@ impl Runtime {
     /// TUI) or `sync` (a headless command).
     pub fn compose(settings: Settings) -> Result<Runtime, ComposeError> {
         let mix = settings.mix()?;
+        tracing::info!(?mix, read_only = settings.read_only, team_screen = settings.team_screen, "composing");
         if mix == Mix::Sim && !(0.1..=100.0).contains(&settings.speed) {
             return Err(ComposeError::Speed(settings.speed));
         }

@@ -17,6 +17,7 @@ pub mod domain;
 pub mod event;
 pub mod executor;
 pub mod headless;
+pub mod logging;
 pub mod state;
 pub mod theme;
 pub mod tui;

@@ -61,6 +61,10 @@ struct Cli {
     /// then the context's namespace). Implies the Kubernetes backend.
     #[arg(long, short = 'n', global = true)]
     namespace: Option<String>,
+    /// cockpit's own diagnostics (filter with RUST_LOG); default
+    /// $XDG_STATE_HOME/cockpit/cockpit.log. Never written to the terminal.
+    #[arg(long, global = true)]
+    log_file: Option<PathBuf>,
 }
 
 /// What can follow `cockpit`: a headless command, or one that describes
@@ -130,6 +134,11 @@ fn run(cli: Cli) -> color_eyre::Result<i32> {
             return Ok(0);
         }
         _ => {}
+    }
+    if let Some(path) = cli.log_file.clone().or_else(cockpit::logging::default_path) {
+        if let Err(problem) = cockpit::logging::init(&path) {
+            eprintln!("cockpit: {problem}; running without a log file");
+        }
     }
     let (config, config_path) = Config::discover(cli.config.as_deref()).map_err(user_error)?;
     let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {

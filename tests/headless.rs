@@ -147,3 +147,24 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     assert!(page.starts_with(".ie") || page.contains(".TH cockpit"), "{page}");
     assert!(page.contains("status") && page.contains("rollback"), "{page}");
 }
+
+#[test]
+fn diagnostics_go_to_the_log_file_not_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cockpit.log");
+    let out = cockpit(&[
+        "rollback",
+        "cart",
+        "--yes",
+        "--demo",
+        "--audit-log",
+        dir.path().join("audit.jsonl").to_str().unwrap(),
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).expect("the log file");
+    assert!(text.contains("composing mix=Sim") && text.contains("outcome=\"ok\""), "{text}");
+    assert!(text.contains("service=cart"), "actions run in a span naming the service: {text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("INFO"), "nothing on the terminal");
+}

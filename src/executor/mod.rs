@@ -79,6 +79,7 @@ impl<W: Workloads> Executor<W> {
     }
 
     /// Decides and, if allowed, carries out one request.
+    #[tracing::instrument(name = "action", skip_all, fields(service = %request.service, op = request.op.name(), id = request.id))]
     pub async fn execute(&self, mut request: Request) -> ExecEvent {
         // Every request that reaches the executor is audited, whatever its
         // outcome: one the backend could not even describe too.
@@ -152,6 +153,7 @@ impl<W: Workloads> Executor<W> {
             before: change.map(|c| c.before.clone()),
             after: change.map(|c| c.after.clone()),
         };
+        tracing::info!(outcome, forced, detail, "action");
         // An audit log that cannot be written must not go unnoticed, but it
         // must not stop an incident response either: say so on stderr,
         // which the terminal guard shows after exit.
