@@ -170,8 +170,8 @@ pub struct Hooks {
 pub enum World {
     Sim(SimBackend),
     Cluster(KubeBackend),
-    /// Services from the config; Docker when configured.
-    Local(Option<DockerWorkloads>),
+    /// Services from the config (Docker and Prometheus sources only).
+    Local,
 }
 
 /// A composed cockpit: built, not yet started.
@@ -220,84 +220,11 @@ impl Runtime {
         };
         let metrics = prometheus.as_ref().map(PrometheusSource::facts);
         let stale = config.prometheus.as_ref().map_or(Millis(30_000), |p| stale_after(p.refresh));
-        let docker_options = DockerOptions {
-            tail_lines: config.logs.tail_lines,
-            max_line: config.logs.max_line_bytes,
-            ..DockerOptions::default()
-        };
-        let mut pending = Vec::new();
-        let (clock, info, world, workloads, docker): (Clock, BackendInfo, World, AnyWorkloads, _) = match mix {
-            Mix::Sim => {
-                let clock = Clock::starting_at(settings.sim.start, settings.speed);
-                let fleet = SimFleet::new(settings.sim.clone());
-                let info = fleet.backend_info();
-                let backend = SimBackend::new(fleet);
-                // The fleet measures itself: its facts carry its own verdicts.
-                (clock, info, World::Sim(backend.clone()), Arc::new(backend), None)
-            }
-            Mix::Cluster { docker, .. } => {
-                let clock = Clock::system();
-                let kubernetes = config.kubernetes.clone().unwrap_or_default();
-                let target = ClusterTarget {
-                    kubeconfig: settings.kubeconfig.clone(),
-                    context: settings.context.clone().or(kubernetes.context),
-                    namespaces: settings.namespace.clone().map_or(kubernetes.namespaces, |ns| vec![ns]),
-                };
-                let mut options = KubeOptions {
-                    tail_lines: config.logs.tail_lines,
-                    max_line: config.logs.max_line_bytes,
-                    read_only: settings.read_only || settings.team_screen,
-                    user: settings.user.clone(),
-                    ..KubeOptions::default()
-                };
-                if let Some(backoff) = settings.kube_backoff {
-                    options.backoff = backoff;
-                }
-                let kube = KubeBackend::new(config, target, clock, events.clone(), options);
-                let context = kube.context().unwrap_or_else(|| "(current context)".into());
-                let info = BackendInfo { kind: "kubernetes".into(), context, simulated: false, scenario: None };
-                let gate = Gate { metrics: metrics.clone(), clock, stale_after: stale };
-                let (workloads, docker): (AnyWorkloads, _) = if docker {
-                    let docker =
-                        DockerWorkloads::new(config, &settings.base_dir, clock, events.clone(), docker_options);
-                    (Arc::new(gate.over(Split { docker: docker.clone(), cluster: kube.clone() })), Some(docker))
-                } else {
-                    (Arc::new(gate.over(kube.clone())), None)
-                };
-                (clock, info, World::Cluster(kube), workloads, docker)
-            }
-            Mix::Local { prometheus: with_prometheus, docker } => {
-                let clock = Clock::system();
-                let docker = docker
-                    .then(|| DockerWorkloads::new(config, &settings.base_dir, clock, events.clone(), docker_options));
-                let prometheus_url = config.prometheus.as_ref().filter(|_| with_prometheus).map(|p| p.url.as_str());
-                let context = match (&docker, prometheus_url) {
-                    (Some(docker), Some(url)) => format!("{} · {url}", docker.host()),
-                    (Some(docker), None) => docker.host().to_owned(),
-                    (None, Some(url)) => url.to_owned(),
-                    (None, None) => String::new(),
-                };
-                let (mut info, services) = config_inventory(config, &context);
-                if docker.is_some() {
-                    info.kind = "docker".into();
-                } else {
-                    // Nothing to act on: say so on every action key, in words.
-                    for service in &services {
-                        let denied = crate::event::OP_NAMES
-                            .iter()
-                            .map(|op| Denied { op: (*op).into(), reason: NO_WORKLOADS.into() })
-                            .collect();
-                        pending.push(Msg::Source(SourceEvent::Access { service: service.name.clone(), denied }));
-                    }
-                }
-                pending.insert(0, Msg::Source(SourceEvent::Inventory { backend: info.clone(), services }));
-                let gate = Gate { metrics: metrics.clone(), clock, stale_after: stale };
-                let workloads: AnyWorkloads = match &docker {
-                    Some(docker) => Arc::new(gate.over(docker.clone())),
-                    None => Arc::new(gate.over(NoWorkloads)),
-                };
-                (clock, info, World::Local(docker.clone()), workloads, docker)
-            }
+        let gate = Gate { metrics, stale_after: stale };
+        let Parts { clock, info, world, workloads, docker, mut pending } = match mix {
+            Mix::Sim => Parts::sim(&settings),
+            Mix::Cluster { docker, .. } => Parts::cluster(&settings, &events, &gate, docker),
+            Mix::Local { prometheus, docker } => Parts::local(&settings, &events, &gate, prometheus, docker),
         };
         let read_only = settings.read_only || settings.team_screen;
         let mut executor = Executor::new(workloads, read_only, audit.clone(), clock).with_identity(
@@ -320,7 +247,7 @@ impl Runtime {
                 state.team = config.team.clone();
                 state.contexts = kube.contexts();
             }
-            World::Local(_) => state.team = config.team.clone(),
+            World::Local => state.team = config.team.clone(),
         }
         // The timeline starts with this fleet's history from the audit log.
         // A simulated fleet is new on every run: it has none.
@@ -372,7 +299,7 @@ impl Runtime {
                     on_select: Some(Box::new(move |service| focusing.focus(service))),
                 }
             }
-            World::Local(_) => Hooks::default(),
+            World::Local => Hooks::default(),
         }
     }
 
@@ -463,14 +390,113 @@ impl Runtime {
 /// The gate inputs every non-simulated workload backend is wrapped in.
 struct Gate {
     metrics: Option<MetricsFacts>,
-    clock: Clock,
     stale_after: Millis,
 }
 
 impl Gate {
-    fn over<W>(&self, workloads: W) -> GatedByMetrics<W> {
-        GatedByMetrics { workloads, metrics: self.metrics.clone(), clock: self.clock, stale_after: self.stale_after }
+    fn over<W>(&self, workloads: W, clock: Clock) -> GatedByMetrics<W> {
+        GatedByMetrics { workloads, metrics: self.metrics.clone(), clock, stale_after: self.stale_after }
     }
+}
+
+/// What one mix is made of, before the executor and the state.
+struct Parts {
+    clock: Clock,
+    info: BackendInfo,
+    world: World,
+    workloads: AnyWorkloads,
+    docker: Option<DockerWorkloads>,
+    pending: Vec<Msg>,
+}
+
+impl Parts {
+    fn sim(settings: &Settings) -> Parts {
+        let clock = Clock::starting_at(settings.sim.start, settings.speed);
+        let fleet = SimFleet::new(settings.sim.clone());
+        let info = fleet.backend_info();
+        let backend = SimBackend::new(fleet);
+        // The fleet measures itself: its facts carry its own verdicts.
+        let workloads: AnyWorkloads = Arc::new(backend.clone());
+        Parts { clock, info, world: World::Sim(backend), workloads, docker: None, pending: Vec::new() }
+    }
+
+    fn cluster(settings: &Settings, events: &mpsc::Sender<Msg>, gate: &Gate, with_docker: bool) -> Parts {
+        let config = &settings.config;
+        let clock = Clock::system();
+        let kubernetes = config.kubernetes.clone().unwrap_or_default();
+        let target = ClusterTarget {
+            kubeconfig: settings.kubeconfig.clone(),
+            context: settings.context.clone().or(kubernetes.context),
+            namespaces: settings.namespace.clone().map_or(kubernetes.namespaces, |ns| vec![ns]),
+        };
+        let mut options = KubeOptions {
+            tail_lines: config.logs.tail_lines,
+            max_line: config.logs.max_line_bytes,
+            read_only: settings.read_only || settings.team_screen,
+            user: settings.user.clone(),
+            ..KubeOptions::default()
+        };
+        if let Some(backoff) = settings.kube_backoff {
+            options.backoff = backoff;
+        }
+        let kube = KubeBackend::new(config, target, clock, events.clone(), options);
+        let context = kube.context().unwrap_or_else(|| "(current context)".into());
+        let info = BackendInfo { kind: "kubernetes".into(), context, simulated: false, scenario: None };
+        let docker = with_docker.then(|| docker_workloads(settings, clock, events));
+        let workloads: AnyWorkloads = match &docker {
+            Some(docker) => Arc::new(gate.over(Split { docker: docker.clone(), cluster: kube.clone() }, clock)),
+            None => Arc::new(gate.over(kube.clone(), clock)),
+        };
+        Parts { clock, info, world: World::Cluster(kube), workloads, docker, pending: Vec::new() }
+    }
+
+    fn local(
+        settings: &Settings,
+        events: &mpsc::Sender<Msg>,
+        gate: &Gate,
+        with_prometheus: bool,
+        with_docker: bool,
+    ) -> Parts {
+        let config = &settings.config;
+        let clock = Clock::system();
+        let docker = with_docker.then(|| docker_workloads(settings, clock, events));
+        let prometheus_url = config.prometheus.as_ref().filter(|_| with_prometheus).map(|p| p.url.as_str());
+        let context = match (&docker, prometheus_url) {
+            (Some(docker), Some(url)) => format!("{} · {url}", docker.host()),
+            (Some(docker), None) => docker.host().to_owned(),
+            (None, Some(url)) => url.to_owned(),
+            (None, None) => String::new(),
+        };
+        let (mut info, services) = config_inventory(config, &context);
+        let mut pending = Vec::new();
+        if docker.is_some() {
+            info.kind = "docker".into();
+        } else {
+            // Nothing to act on: say so on every action key, in words.
+            for service in &services {
+                let denied = crate::event::OP_NAMES
+                    .iter()
+                    .map(|op| Denied { op: (*op).into(), reason: NO_WORKLOADS.into() })
+                    .collect();
+                pending.push(Msg::Source(SourceEvent::Access { service: service.name.clone(), denied }));
+            }
+        }
+        pending.insert(0, Msg::Source(SourceEvent::Inventory { backend: info.clone(), services }));
+        let workloads: AnyWorkloads = match &docker {
+            Some(docker) => Arc::new(gate.over(docker.clone(), clock)),
+            None => Arc::new(gate.over(NoWorkloads, clock)),
+        };
+        Parts { clock, info, world: World::Local, workloads, docker, pending }
+    }
+}
+
+fn docker_workloads(settings: &Settings, clock: Clock, events: &mpsc::Sender<Msg>) -> DockerWorkloads {
+    let options = DockerOptions {
+        tail_lines: settings.config.logs.tail_lines,
+        max_line: settings.config.logs.max_line_bytes,
+        ..DockerOptions::default()
+    };
+    DockerWorkloads::new(&settings.config, &settings.base_dir, clock, events.clone(), options)
 }
 
 fn disconnected(source: &str, since: crate::domain::Timestamp, reason: String) -> SourceEvent {
