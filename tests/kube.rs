@@ -14,7 +14,7 @@ use cockpit::clock::Clock;
 use cockpit::config::Config;
 use cockpit::devtools::fake_apiserver::{AccessRule, Config as ServerConfig, ControllerConfig, FakeApiServer, Verb};
 use cockpit::domain::rollout::RolloutPhase;
-use cockpit::event::{ConnectionState, ExecEvent, Op, Request};
+use cockpit::event::{ConnectionState, ExecEvent, Op, Question, Request};
 use cockpit::executor::Executor;
 use cockpit::state::{AppState, Msg, update};
 use cockpit::theme::Theme;
@@ -351,11 +351,17 @@ fn rollout_is(state: &AppState, service: &str, image: &str, phase: RolloutPhase)
 async fn promotion_moves_the_route_weights_step_by_step_then_fully() {
     let mut cockpit = Cockpit::start(Setup::default()).await;
     cockpit.select("checkout");
-    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 10 → 25 % (forced past the gate)");
+    assert_eq!(
+        done(&cockpit.act("checkout", Op::Promote { full: false }).await),
+        "canary 10 → 25 % (forced past the gate)"
+    );
     assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 75), ("checkout-canary".into(), 25)]);
     cockpit.until("25 % on screen", |s| weight(s, "checkout") == Some(25)).await;
     assert!(cockpit.screen().contains("HTTPRoute checkout 75/25"), "{}", cockpit.screen());
-    assert_eq!(done(&cockpit.act("checkout", Op::Promote { full: false }).await), "canary 25 → 50 % (forced past the gate)");
+    assert_eq!(
+        done(&cockpit.act("checkout", Op::Promote { full: false }).await),
+        "canary 25 → 50 % (forced past the gate)"
+    );
     assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 50), ("checkout-canary".into(), 50)]);
 
     let summary = done(&cockpit.act("checkout", Op::Promote { full: true }).await).to_owned();
@@ -409,16 +415,27 @@ async fn rolling_back_a_canary_empties_it_and_undo_restores_the_previous_templat
         })
         .await;
     let summary = done(&cockpit.act("frontend", Op::Rollback).await).to_owned();
-    assert_eq!(summary, "rolled back to revision 1 (shop/frontend:1.4.0)");
+    // `kubectl rollout undo`'s words: revision 1's template comes back as revision 3.
+    assert_eq!(summary, "rolled back to revision 1 (now revision 3): shop/frontend:1.5.0 → shop/frontend:1.4.0");
     let primary = deployment(&cockpit.other, "frontend").await;
     assert_eq!(image(&primary), "shop/frontend:1.4.0");
     let labels = primary.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).unwrap_or_default();
     assert!(!labels.contains_key("pod-template-hash"), "{labels:?}");
     cockpit
-        .until("the old version rolled out again", |s| {
+        .until("the old version rolled out again as revision 3", |s| {
             rollout_is(s, "frontend", "shop/frontend:1.4.0", RolloutPhase::Complete)
+                && s.service("frontend")
+                    .and_then(|v| v.rollout.as_ref())
+                    .and_then(|r| r.revisions.first())
+                    .map(|r| r.number)
+                    == Some(3)
         })
         .await;
+    // The toast and the rollout pane tell the same story.
+    cockpit.select("frontend");
+    let screen = cockpit.screen();
+    assert!(screen.contains("✓ Complete  rev 3 ") && screen.contains("  3  shop/frontend:1.4.0"), "{screen}");
+    assert!(screen.contains("rolled back to revision 1 (now revision 3)"), "{screen}");
     // A paused Deployment is not undone: the pause is the reason, on screen too.
     edit(&cockpit.other, "frontend", |d| d.spec.as_mut().expect("spec").paused = Some(true)).await;
     cockpit
@@ -486,6 +503,128 @@ async fn a_change_made_in_between_survives_and_the_conflict_is_shown_and_audited
     assert_eq!(replicas(&api.get("checkout-canary").await.expect("the canary")), 2);
 }
 
+/// Opens the question an operation asks (as a key press would) and returns
+/// the request as the executor handed it back, with its token, and the words shown.
+async fn ask(executor: &Executor<KubeBackend>, request: Request) -> (Request, String) {
+    let outcome = executor.execute(Request { confirmed: false, typed_name: None, asked_token: None, ..request }).await;
+    match outcome {
+        ExecEvent::Ask { request, question: Question::YesNo(text) } => (request, text),
+        other => panic!("no y/n question: {other:?}"),
+    }
+}
+
+/// The answer `y` to a question, given after the world may have moved on.
+fn yes(asked: &Request) -> Request {
+    assert!(asked.asked_token.is_some(), "the question carries the token it was asked at");
+    Request { confirmed: true, ..asked.clone() }
+}
+
+fn set_first_image(d: &mut Deployment, image: &str) {
+    let spec = d.spec.as_mut().and_then(|s| s.template.spec.as_mut()).expect("a pod spec");
+    spec.containers[0].image = Some(image.into());
+}
+
+#[tokio::test]
+async fn a_yes_to_promote_one_canary_does_not_promote_another_client_put_there_meanwhile() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    let labels = json!({"app": "payments-canary", "cockpit.dev/service": "payments", "cockpit.dev/track": "canary"});
+    let canary = json!({
+        "metadata": {"name": "payments-canary", "labels": labels},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "shop/payments:0.9.3"}]}}},
+    });
+    cockpit.server.create("apps", "v1", "deployments", "shop", canary).expect("the canary Deployment");
+    done(&cockpit.act("payments", Op::Deploy { image: "shop/payments:0.12.0".into() }).await);
+    let request = cockpit.request("payments", Op::Promote { full: true });
+    let (asked, question) = ask(&cockpit.executor, request).await;
+    assert!(question.contains("shop/payments:0.12.0 replaces shop/payments:0.9.3"), "{question}");
+
+    // While the question is on screen, someone else puts another image on the canary.
+    edit(&cockpit.other, "payments-canary", |d| set_first_image(d, "shop/payments:0.13.0-evil")).await;
+    let outcome = cockpit.executor.execute(yes(&asked)).await;
+    let ExecEvent::Ask { question: Question::YesNo(again), .. } = &outcome else {
+        panic!("the answer was acted on: {outcome:?}")
+    };
+    assert!(
+        again.contains("shop/payments:0.13.0-evil replaces shop/payments:0.9.3"),
+        "asked about what is there now: {again}"
+    );
+    assert_eq!(image(&deployment(&cockpit.other, "payments").await), "shop/payments:0.9.3", "nothing promoted");
+    assert_eq!(image(&deployment(&cockpit.other, "payments-canary").await), "shop/payments:0.13.0-evil");
+    let audit = cockpit.audit();
+    assert!(!audit.iter().any(|e| e.action == "promote-full"), "{audit:?}");
+}
+
+#[tokio::test]
+async fn a_yes_to_roll_back_a_canary_at_10_percent_is_asked_again_once_it_carries_30() {
+    let mut cockpit = Cockpit::start(Setup::default()).await;
+    let request = cockpit.request("checkout", Op::Rollback);
+    let (asked, question) = ask(&cockpit.executor, request).await;
+    assert!(question.contains("goes from 10 % to 0 %"), "{question}");
+
+    // Someone else moves the route's weights while the question is open.
+    let routes = Api::<HttpRoute>::namespaced(cockpit.other.clone(), "shop");
+    let mut route = routes.get("checkout").await.expect("the route");
+    for backend in route.spec.rules.as_mut().expect("rules")[0].backend_refs.as_mut().expect("refs") {
+        backend.weight = Some(if backend.name == "checkout" { 70 } else { 30 });
+    }
+    routes.replace("checkout", &PostParams::default(), &route).await.expect("the other client writes");
+    let outcome = cockpit.executor.execute(yes(&asked)).await;
+    let ExecEvent::Ask { question: Question::YesNo(again), .. } = &outcome else {
+        panic!("the answer was acted on: {outcome:?}")
+    };
+    assert!(again.contains("goes from 30 % to 0 %"), "asked about what is there now: {again}");
+    assert_eq!(route_weights(&cockpit.other).await, [("checkout".into(), 70), ("checkout-canary".into(), 30)]);
+    assert_eq!(replicas(&deployment(&cockpit.other, "checkout-canary").await), 1, "the canary still runs");
+    assert!(!cockpit.audit().iter().any(|e| e.action == "rollback"), "{:?}", cockpit.audit());
+}
+
+/// A ReplicaSet of `owner` at `revision`, as the Deployment controller makes them.
+fn replica_set(owner: &Deployment, revision: u64, image: &str) -> serde_json::Value {
+    let name = owner.metadata.name.clone().unwrap_or_default();
+    let mut labels = owner.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
+    labels.insert("pod-template-hash".into(), format!("h{revision}"));
+    json!({
+        "metadata": {
+            "name": format!("{name}-h{revision}"),
+            "labels": labels,
+            "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                "uid": owner.metadata.uid, "controller": true}],
+        },
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": image}]}}},
+    })
+}
+
+#[tokio::test]
+async fn a_yes_to_undo_back_to_one_revision_is_asked_again_when_the_revisions_changed() {
+    // No controller: the test plays it, so ReplicaSets change while the Deployment does not.
+    let server = FakeApiServer::start(ServerConfig::default()).await.expect("the server");
+    server.seed(0, 0).expect("seeded");
+    let mut cockpit = Cockpit::on(server, Setup::default()).await;
+    let payments = deployment(&cockpit.other, "payments").await;
+    for (revision, image) in [(1, "shop/payments:0.9.1"), (2, "shop/payments:0.9.2"), (3, "shop/payments:0.9.3")] {
+        cockpit
+            .server
+            .create("apps", "v1", "replicasets", "shop", replica_set(&payments, revision, image))
+            .expect("rs");
+    }
+    let request = cockpit.request("payments", Op::Rollback);
+    let (asked, question) = ask(&cockpit.executor, request).await;
+    assert!(question.contains("from shop/payments:0.9.3 back to shop/payments:0.9.2"), "{question}");
+
+    // Someone removes revision 2 (never to come back) while the question is open.
+    cockpit.server.delete("apps", "v1", "replicasets", "shop", "payments-h2").expect("deleted");
+    let outcome = cockpit.executor.execute(yes(&asked)).await;
+    let ExecEvent::Ask { question: Question::YesNo(again), .. } = &outcome else {
+        panic!("the answer was acted on: {outcome:?}")
+    };
+    assert!(again.contains("back to shop/payments:0.9.1"), "asked about what is there now: {again}");
+    assert_eq!(image(&deployment(&cockpit.other, "payments").await), "shop/payments:0.9.3", "nothing undone");
+    assert_eq!(deployment(&cockpit.other, "payments").await.metadata.generation, payments.metadata.generation);
+}
+
 #[tokio::test]
 async fn a_server_restart_is_shown_and_followed_by_a_resync() {
     let mut config = server_config(None);
@@ -533,6 +672,51 @@ async fn a_server_restart_is_shown_and_followed_by_a_resync() {
     assert!(cockpit.server.requests(Verb::List) > lists, "the watchers listed again after 410 Gone");
     let screen = cockpit.screen();
     assert!(screen.contains("search") && !screen.contains("frontend"), "{screen}");
+}
+
+fn disconnected_reason(state: &AppState) -> Option<&str> {
+    match state.connections.get("kubernetes") {
+        Some(ConnectionState::Disconnected { reason, .. }) => Some(reason),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn failing_events_leave_the_cluster_live_and_a_real_outage_then_says_its_own_reason() {
+    let server = FakeApiServer::start(server_config(None)).await.expect("the server");
+    server.seed(0, 0).expect("seeded");
+    // Events kept in an etcd of their own, which is down; the rest of the API works.
+    server.fail("events", Some("etcdserver: request timed out"));
+    let lists = server.requests(Verb::List);
+    let mut cockpit = Cockpit::on(server, Setup::default()).await;
+    cockpit
+        .until("the note about Events", |s| {
+            s.toasts.iter().any(|t| t.text.starts_with("events unavailable in shop: etcdserver: request timed out"))
+        })
+        .await;
+    // Still live after the Events watcher has tried again a few times.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while cockpit.server.requests(Verb::List) < lists + 12 {
+        assert!(tokio::time::Instant::now() < deadline, "the Events watcher does not try again");
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(100), cockpit.inbox.recv()).await {
+            update(&mut cockpit.state, cockpit::domain::Timestamp::now(), msg);
+        }
+        assert!(live(&cockpit.state), "{:?}", cockpit.state.connections);
+    }
+    cockpit.select("checkout");
+    let screen = cockpit.screen();
+    assert!(screen.contains("● live") && !screen.contains("disconnected"), "{screen}");
+    assert!(screen.contains("events unavailable in shop: etcdserver: request timed out"), "{screen}");
+    assert_eq!(weight(&cockpit.state, "checkout"), Some(10), "the rest is shown as usual");
+
+    // The real outage: its reason is the one on screen, not the Events' old one.
+    cockpit.server.pause().await;
+    cockpit.until("the outage", |s| disconnected_reason(s).is_some_and(|r| r.contains("cannot reach"))).await;
+    let screen = cockpit.screen();
+    assert!(screen.contains("✗ kubernetes disconnected since") && screen.contains("(cannot reach"), "{screen}");
+    assert!(!disconnected_reason(&cockpit.state).unwrap_or_default().contains("etcdserver"));
+    cockpit.server.resume().await.expect("the server is back");
+    cockpit.until("live again", live).await;
 }
 
 #[tokio::test]

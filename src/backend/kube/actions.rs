@@ -106,14 +106,44 @@ impl Read {
         Ok(Read { primary, canary, route, missing_route, replica_sets })
     }
 
-    /// What `Facts::token` is: the objects' generations (their specs) and
-    /// the promotion mark, hashed. Status updates by controllers do not
-    /// change it; any change to what a decision was based on does.
-    pub fn token(&self) -> u64 {
+    /// What `Facts::token` is: everything a question can have shown and a
+    /// plan acts on, hashed. The objects (uid) and their specs (generation,
+    /// the promotion marks), and, whatever the server does with
+    /// `generation`, the values themselves: the primary's and the canary's
+    /// images and replicas, the canary's weight and every backend weight of
+    /// the route, the revisions (number, ReplicaSet, image; `previous_image`
+    /// and the undo target come from them, and the controller changes them
+    /// without touching the Deployment) and the pause. Status updates by
+    /// controllers (ready counts, observed generation) do not change it.
+    pub fn token(&self, target: &Target) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         deployment_basis(&self.primary).hash(&mut hasher);
         self.canary.as_ref().map(deployment_basis).hash(&mut hasher);
+        for deployment in std::iter::once(&self.primary).chain(self.canary.as_ref()) {
+            let annotations = deployment.metadata.annotations.as_ref();
+            annotations.and_then(|a| a.get(ANNOTATION_PROMOTED_FROM)).hash(&mut hasher);
+            model::spec_replicas(deployment).hash(&mut hasher);
+            model::image(deployment, target.container.as_deref()).hash(&mut hasher);
+            model::paused(deployment).hash(&mut hasher);
+        }
         self.route.as_ref().map(|r| (&r.metadata.uid, r.metadata.generation)).hash(&mut hasher);
+        for rule in self.route.iter().flat_map(|r| r.spec.rules.iter().flatten()) {
+            let refs = rule.backend_refs.iter().flatten();
+            refs.map(|r| (&r.name, r.weight)).collect::<Vec<_>>().hash(&mut hasher);
+        }
+        let traffic = self.traffic(target);
+        (traffic.primary_image, traffic.canary_image, traffic.target_weight).hash(&mut hasher);
+        let mut revisions: Vec<(Option<u64>, Option<&str>, Option<String>)> = self
+            .replica_sets
+            .iter()
+            .map(|rs| {
+                let image = rs.spec.as_ref().and_then(|s| s.template.as_ref());
+                let image = image.and_then(|t| model::template_image(t, target.container.as_deref()));
+                (model::revision_number(rs), rs.metadata.uid.as_deref(), image)
+            })
+            .collect();
+        revisions.sort();
+        revisions.hash(&mut hasher);
         hasher.finish()
     }
 
@@ -141,7 +171,7 @@ impl Read {
             rollout_paused: model::paused(&self.primary),
             promoting: model::promoting(&self.primary).is_some(),
             building: false,
-            token: self.token(),
+            token: self.token(target),
         }
     }
 
@@ -166,7 +196,7 @@ pub async fn apply(
     clock: &Clock,
 ) -> Result<Change, BackendError> {
     let read = Read::fetch(client, target).await?;
-    if read.token() != context.token {
+    if read.token(target) != context.token {
         return Err(BackendError::Conflict(format!(
             "{}'s Deployments or HTTPRoute changed since cockpit read them",
             target.name
@@ -222,7 +252,7 @@ pub async fn apply(
                 let wanted = read.primary.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PROMOTED_FROM));
                 let wanted = wanted.and_then(|r| r.parse().ok());
                 let (revision, primary) = writer.undo(&read, wanted).await?;
-                notes.push(format!("primary back to revision {revision}"));
+                notes.push(format!("primary back to revision {revision}{}", now_revision(&before)));
                 read.primary = typed(&primary)?;
             }
             let on = writer.shift(&read, None, 0).await.map_err(|e| partly(e, &notes))?;
@@ -239,7 +269,12 @@ pub async fn apply(
             }
             let (revision, written) = writer.undo(&read, None).await?;
             let image = read.revisions(target).into_iter().find(|r| r.number == revision).map(|r| r.image);
-            let summary = format!("rolled back to revision {revision} ({})", image.unwrap_or_default());
+            let summary = format!(
+                "rolled back to revision {revision}{}: {} → {}",
+                now_revision(&before),
+                before.image,
+                image.unwrap_or_default()
+            );
             (summary, REASON_ROLLBACK, reference::<Deployment>(&written.metadata))
         }
         Plan::Restart => {
@@ -262,8 +297,10 @@ pub async fn apply(
     };
     let fresh = Read::fetch(client, target).await.ok();
     let mut after = fresh.as_ref().map_or_else(|| before.clone(), |r| r.snapshot(target));
-    if let Plan::UndoPrimary = plan {
-        // The controller creates the new revision later; say what it will be.
+    if matches!(plan, Plan::UndoPrimary)
+        || (matches!(plan, Plan::AbortCanary) && model::promoting(&read.primary).is_some())
+    {
+        // The controller makes the new revision later; say what it will be.
         after.revision = before.revision.map(|r| r + 1);
     }
     let mut summary = summary;
@@ -279,6 +316,14 @@ pub async fn apply(
         summary.push_str(&format!(" (no Event recorded: {why})"));
     }
     Ok(Change { before, after, summary })
+}
+
+/// The revision an undo becomes, as `kubectl rollout undo` does it: the old
+/// template comes back as a new revision, one past the newest (the
+/// controller renumbers the old ReplicaSet), which the rollout pane shows
+/// as "rev NEWEST → NEWEST+1".
+fn now_revision(before: &Snapshot) -> String {
+    before.revision.map(|newest| format!(" (now revision {})", newest + 1)).unwrap_or_default()
 }
 
 /// An error after some writes went through: says which did.

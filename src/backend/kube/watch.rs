@@ -138,6 +138,9 @@ enum Update {
         namespace: String,
         reason: String,
     },
+    /// An optional kind's watch could not reach the server: nothing to
+    /// say of it (whether the server is away, the required kinds tell).
+    Lost(Kind, String),
     /// A kind that cannot be listed in a namespace: carried on without.
     Unavailable {
         kind: Kind,
@@ -245,6 +248,13 @@ struct Session {
     outage_since: Option<crate::domain::Timestamp>,
     /// Kinds and namespaces whose watch is failing now.
     failing: HashSet<(Kind, String)>,
+    /// The reason the header shows for the outage now, once reported.
+    shown_reason: Option<String>,
+    /// Optional kinds whose watch the server answers with an error, and
+    /// why: the connection stays live without them, with a note.
+    degraded: HashMap<(Kind, String), String>,
+    /// Those already noted.
+    noted: HashSet<(Kind, String)>,
     /// Problems to show once (a kind that cannot be watched).
     problems: Vec<String>,
     probing: Option<JoinHandle<()>>,
@@ -370,7 +380,7 @@ where
             config = config.labels(model::LABEL_SERVICE);
         }
         let mut stream = watcher(api, config).backoff(Doubling::new(backoff)).boxed();
-        let optional = matches!(kind, Kind::Route | Kind::Event);
+        let optional = optional(kind);
         let mut said_unavailable = false;
         while let Some(event) = stream.next().await {
             let update = match event {
@@ -388,6 +398,8 @@ where
                             continue;
                         }
                         Update::Unavailable { kind, namespace: namespace.clone(), reason }
+                    } else if optional && !answered(&error) {
+                        Update::Lost(kind, namespace.clone())
                     } else {
                         match failure(&error, &server) {
                             Some(reason) => Update::Failed { kind, namespace: namespace.clone(), reason },
@@ -401,6 +413,39 @@ where
             }
         }
     })
+}
+
+/// Whether the server answered (with an error status), as opposed to not
+/// being reached at all.
+fn answered(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::WatchError(_) => true,
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            matches!(e, kube::Error::Api(_))
+        }
+        watcher::Error::NoResourceVersion => true,
+    }
+}
+
+/// Whether a kind is optional: a cluster is live without it.
+fn optional(kind: Kind) -> bool {
+    matches!(kind, Kind::Route | Kind::Event)
+}
+
+/// An optional kind in a user's words.
+fn optional_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Route => "HTTPRoutes",
+        _ => "events",
+    }
+}
+
+/// What is missing while an optional kind cannot be watched.
+fn without(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Route => "canary weights as last seen",
+        _ => "no shared timeline",
+    }
 }
 
 /// Why a kind's list was refused for good (404: not served, e.g. no Gateway
@@ -475,6 +520,9 @@ impl Session {
             outage: None,
             outage_since: None,
             failing: HashSet::new(),
+            shown_reason: None,
+            degraded: HashMap::new(),
+            noted: HashSet::new(),
             problems: Vec::new(),
             probing: None,
             finishing: HashMap::new(),
@@ -544,12 +592,14 @@ impl Session {
                     Kind::Event => {}
                 }
                 self.failing.remove(&(kind, ns.clone()));
+                self.back(&(kind, ns.clone()));
                 self.listed.insert((kind, ns));
                 self.healed();
                 self.reachable();
             }
             Update::Apply(object) => {
                 self.failing.remove(&object.origin());
+                self.back(&object.origin());
                 match object {
                     Object::Deployment(o) => self.cache.deployments.apply(o),
                     Object::ReplicaSet(o) => self.cache.replica_sets.apply(o),
@@ -567,9 +617,18 @@ impl Session {
                 Object::Route(o) => self.cache.routes.delete(&o),
                 Object::Event(_) => {}
             },
+            Update::Failed { kind, namespace, reason } if optional(kind) => {
+                // Degrades alone: the connection is not down for it, and the
+                // watcher keeps trying. Counted as synced, with what was known.
+                self.listed.insert((kind, namespace.clone()));
+                self.degraded.insert((kind, namespace), reason);
+            }
             Update::Failed { kind, namespace, reason } => {
                 self.failing.insert((kind, namespace));
                 self.unreachable(reason);
+            }
+            Update::Lost(kind, namespace) => {
+                self.listed.insert((kind, namespace));
             }
             Update::Unavailable { kind, namespace, reason } => {
                 self.listed.insert((kind, namespace.clone()));
@@ -618,6 +677,12 @@ impl Session {
         self.pending_changes.push((format!("event/{uid}"), ChangeRecord { at, service, action, user, summary }));
     }
 
+    /// An optional kind watched again: a later failure is noted again.
+    fn back(&mut self, origin: &(Kind, String)) {
+        self.degraded.remove(origin);
+        self.noted.remove(origin);
+    }
+
     /// The outage is over only once no watch is failing any more.
     fn healed(&mut self) {
         if self.failing.is_empty() {
@@ -640,9 +705,12 @@ impl Session {
         let was_live = self.live;
         self.live = false;
         self.said_live = false;
-        if was_live || self.probing.is_none() {
-            // Sent with the next report, which awaits room in the channel.
+        // A new outage, or a new reason for this one (the header says the
+        // current one, "since" stays its start): sent with the next report,
+        // which awaits room in the channel.
+        if was_live || self.shown_reason.as_deref() != Some(reason.as_str()) {
             let since = *self.outage_since.get_or_insert_with(|| self.inner.clock.now());
+            self.shown_reason = Some(reason.clone());
             self.outage = Some(ConnectionState::Disconnected { since, reason });
         }
         if self.probing.is_none() {
@@ -682,6 +750,27 @@ impl Session {
                 return false;
             }
             self.said_live = true;
+            self.shown_reason = None;
+        }
+        if self.live {
+            // Said while live only: during an outage its reason says it all.
+            let new: Vec<((Kind, String), String)> = self
+                .degraded
+                .iter()
+                .filter(|(key, _)| !self.noted.contains(*key))
+                .map(|(key, reason)| (key.clone(), reason.clone()))
+                .collect();
+            for ((kind, namespace), reason) in new {
+                let note = format!(
+                    "{} unavailable in {namespace}: {reason} ({}; cockpit keeps trying)",
+                    optional_name(kind),
+                    without(kind)
+                );
+                if inner.events.send(Msg::Problem(note)).await.is_err() {
+                    return false;
+                }
+                self.noted.insert((kind, namespace));
+            }
         }
         let deployments = self.cache.deployments.all();
         let routes = self.cache.routes.all();
@@ -909,5 +998,74 @@ impl Session {
             }
         });
         self.finishing.insert(name, handle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::kube::KubeOptions;
+    use crate::clock::Clock;
+
+    /// A session whose watches go nowhere; updates are folded by hand.
+    fn session() -> (Session, mpsc::Receiver<Msg>) {
+        let config: crate::config::Config = toml::from_str("").expect("an empty config");
+        let (events, inbox) = mpsc::channel(256);
+        let target = connect::Target { kubeconfig: None, context: None, namespaces: vec!["shop".into()] };
+        let backend = KubeBackend::new(&config, target, Clock::system(), events, KubeOptions::default());
+        let url = "http://127.0.0.1:9";
+        let client = Client::try_from(kube::Config::new(url.parse().expect("a URI"))).expect("a client");
+        let connection =
+            Connection { client, context: "test".into(), server: url.into(), namespaces: vec!["shop".into()] };
+        (Session::start(backend.inner.clone(), connection), inbox)
+    }
+
+    /// What a report tells the screen: connection states and notes.
+    async fn report(session: &mut Session, inbox: &mut mpsc::Receiver<Msg>) -> Vec<String> {
+        assert!(session.report().await);
+        let mut said = Vec::new();
+        while let Ok(msg) = inbox.try_recv() {
+            match msg {
+                Msg::Source(SourceEvent::Connection { state: ConnectionState::Live, .. }) => said.push("live".into()),
+                Msg::Source(SourceEvent::Connection {
+                    state: ConnectionState::Disconnected { reason, .. }, ..
+                }) => said.push(format!("disconnected: {reason}")),
+                Msg::Problem(note) => said.push(note),
+                _ => {}
+            }
+        }
+        said
+    }
+
+    fn failed(kind: Kind, reason: &str) -> Update {
+        Update::Failed { kind, namespace: "shop".into(), reason: reason.into() }
+    }
+
+    #[tokio::test]
+    async fn an_optional_kind_failing_is_a_note_and_the_outage_says_its_current_reason() {
+        let (mut session, mut inbox) = session();
+        for kind in [Kind::Deployment, Kind::ReplicaSet, Kind::Pod, Kind::Route, Kind::Event] {
+            session.fold(Update::Init(kind, "shop".into()));
+            session.fold(Update::InitDone(kind, "shop".into()));
+        }
+        assert_eq!(report(&mut session, &mut inbox).await, ["live"]);
+
+        // Events failing on the server: live still, with a note, said once.
+        session.fold(failed(Kind::Event, "etcdserver: request timed out"));
+        let said = report(&mut session, &mut inbox).await;
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("events unavailable in shop: etcdserver: request timed out"), "{said:?}");
+        session.fold(failed(Kind::Event, "etcdserver: request timed out"));
+        assert!(report(&mut session, &mut inbox).await.is_empty());
+
+        // The real outage begins: its reason, and each new one, is what the header says.
+        session.fold(failed(Kind::Deployment, "forbidden: deployments"));
+        assert_eq!(report(&mut session, &mut inbox).await, ["disconnected: forbidden: deployments"]);
+        let since = session.outage_since;
+        session.fold(failed(Kind::Pod, "cannot reach the API server"));
+        assert_eq!(report(&mut session, &mut inbox).await, ["disconnected: cannot reach the API server"]);
+        session.fold(failed(Kind::ReplicaSet, "cannot reach the API server"));
+        assert!(report(&mut session, &mut inbox).await.is_empty(), "the same reason is not said again");
+        assert_eq!(session.outage_since, since, "since stays the start of the outage");
     }
 }

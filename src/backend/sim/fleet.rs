@@ -108,7 +108,9 @@ struct Service {
     current_weight_hint: f64,
     build: Option<Build>,
     latest_version: String,
-    token: u64,
+    /// Bumped by every change cockpit makes (and by `touch`, standing for
+    /// someone else's); part of the token, beside the values it covers.
+    changes: u64,
     log_debt: f64,
     last_rollout: Option<RolloutStatus>,
     last_traffic: Option<Traffic>,
@@ -419,7 +421,7 @@ impl SimFleet {
                     let from_weight = s.weight;
                     s.weight = 0;
                     s.canary.scale(0, to);
-                    s.token += 1;
+                    s.changes += 1;
                     self.changes.push(ChangeRecord {
                         at: to,
                         service: s.spec.name.into(),
@@ -549,7 +551,8 @@ impl SimFleet {
                 events.push(SourceEvent::Slo { service: name.clone(), report });
                 if s.spec.stage.uses_canary() {
                     let (primary, canary) = s.analysis();
-                    s.last_verdict = Some(analyse_after(s.last_verdict.as_ref(), &canary, &primary, &s.info.thresholds));
+                    s.last_verdict =
+                        Some(analyse_after(s.last_verdict.as_ref(), &canary, &primary, &s.info.thresholds));
                     events.push(SourceEvent::Analysis { service: name.clone(), primary, canary });
                 }
             }
@@ -579,7 +582,7 @@ impl SimFleet {
             rollout_paused: false,
             promoting: s.promoting,
             building: s.build.as_ref().is_some_and(|b| b.finished.is_none()),
-            token: s.token,
+            token: s.token(),
         })
     }
 
@@ -587,7 +590,7 @@ impl SimFleet {
     pub fn apply(&mut self, name: &str, plan: &Plan, context: &ActionContext) -> Result<Change, BackendError> {
         let i = self.index(name)?;
         let now = self.now;
-        if self.services[i].token != context.token {
+        if self.services[i].token() != context.token {
             return Err(BackendError::Conflict(format!("{name} changed since it was read")));
         }
         let before = self.services[i].snapshot();
@@ -675,8 +678,11 @@ impl SimFleet {
                     // Stop the promotion: the primary goes back to what it ran.
                     if let Some(previous) = s.primary.revisions.get(1).cloned() {
                         s.primary.set_image(&previous.image, now, &mut self.rng);
+                        let now_revision = s.primary.revisions.first().map_or(previous.number, |r| r.number);
                         format!(
-                            "promotion stopped: primary back to {}, canary {from} → 0 %",
+                            "promotion stopped: primary back to revision {} (now revision {now_revision}): {}, \
+                             canary {from} → 0 %",
+                            previous.number,
                             catalog::version_of(&previous.image)
                         )
                     } else {
@@ -697,11 +703,13 @@ impl SimFleet {
                 let Some(previous) = s.primary.revisions.get(1).cloned() else {
                     return Err(BackendError::Unsupported(format!("{name} has no earlier revision")));
                 };
-                let current = s.primary.revisions.first().map_or(0, |r| r.number);
                 let old = s.primary.image.clone();
                 s.primary.set_image(&previous.image, now, &mut self.rng);
+                // As `kubectl rollout undo`: the old template comes back as a
+                // new revision, the one the rollout pane shows on top.
+                let now_revision = s.primary.revisions.first().map_or(previous.number, |r| r.number);
                 format!(
-                    "rev {current} → {} ({} → {})",
+                    "rolled back to revision {} (now revision {now_revision}): {} → {}",
                     previous.number,
                     catalog::version_of(&old),
                     catalog::version_of(&previous.image)
@@ -709,7 +717,7 @@ impl SimFleet {
             }
         };
         let s = &mut self.services[i];
-        s.token += 1;
+        s.changes += 1;
         let after = s.snapshot();
         if !matches!(plan, Plan::Rebuild) {
             self.changes.push(ChangeRecord {
@@ -726,7 +734,7 @@ impl SimFleet {
     /// Someone else's change, for tests of conflicting writes.
     pub fn touch(&mut self, name: &str) -> Result<(), BackendError> {
         let i = self.index(name)?;
-        self.services[i].token += 1;
+        self.services[i].changes += 1;
         Ok(())
     }
 }
@@ -825,7 +833,7 @@ impl Service {
             p99_now: [spec.p99_ms, spec.p99_ms],
             build: None,
             latest_version: current.into(),
-            token: 1,
+            changes: 0,
             log_debt: 0.0,
             last_rollout: None,
             last_traffic: None,
@@ -839,6 +847,23 @@ impl Service {
     fn blended_error(&self) -> f64 {
         let w = self.current_weight_hint;
         self.error_now[0] * (1.0 - w) + self.error_now[1] * w
+    }
+
+    /// What `Facts::token` is: the count of changes and everything a
+    /// question can show or a plan acts on (images, weight, replicas,
+    /// revisions, a promotion in flight), hashed, so an answer to another
+    /// state of the world is never taken for one to this state.
+    fn token(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.changes.hash(&mut hasher);
+        (&self.primary.image, &self.canary.image, self.weight, self.promoting).hash(&mut hasher);
+        (self.primary.desired, self.canary.desired).hash(&mut hasher);
+        for workload in [&self.primary, &self.canary] {
+            let revisions = workload.revisions.iter().map(|r| (r.number, &r.image)).collect::<Vec<_>>();
+            revisions.hash(&mut hasher);
+        }
+        hasher.finish()
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -943,6 +968,56 @@ mod tests {
         assert_eq!(slo["ledger"].status, SloStatus::Page);
         assert_eq!(slo["payments"].status, SloStatus::Page);
         assert_eq!(slo["catalog"].status, SloStatus::Ok);
+    }
+
+    #[test]
+    fn the_token_changes_with_everything_a_question_shows() {
+        let mut f = fleet(Scenario::Calm);
+        let i = f.index("cart").unwrap();
+        let token = |f: &SimFleet| f.facts("cart").unwrap().token;
+        let mut seen = vec![token(&f)];
+        // Each change made the way no action makes it (no counter bumped):
+        // the token still moves, since it covers the values themselves.
+        let changes: [fn(&mut Service); 5] = [
+            |s| s.canary.image = "shop/cart:0.13.0-evil".into(),
+            |s| s.weight = 30,
+            |s| s.primary.image = "shop/cart:0.1.0".into(),
+            |s| drop(s.primary.revisions.remove(1)),
+            |s| s.canary.desired += 1,
+        ];
+        for change in changes {
+            change(&mut f.services[i]);
+            let now = token(&f);
+            assert!(!seen.contains(&now), "a change the token did not see: {now}");
+            seen.push(now);
+        }
+        // An answer to what was seen before is not taken for one to what is there now.
+        let context = ActionContext { user: "t".into(), token: seen[0] };
+        let stale = f.apply("cart", &Plan::AbortCanary, &context);
+        assert!(matches!(stale, Err(BackendError::Conflict(_))), "{stale:?}");
+        assert_eq!(f.facts("cart").unwrap().canary_weight, 30, "nothing done");
+    }
+
+    #[test]
+    fn an_undo_says_the_revision_it_restored_and_the_one_it_became_as_the_pane_shows() {
+        let mut f = fleet(Scenario::Calm);
+        let numbers = |f: &SimFleet| {
+            let s = &f.services[f.index("catalog").unwrap()];
+            s.primary.status(f.now()).revisions.iter().map(|r| r.number).collect::<Vec<_>>()
+        };
+        let before = numbers(&f);
+        let (current, previous) = (before[0], before[1]);
+        let token = f.facts("catalog").unwrap().token;
+        let change = f.apply("catalog", &Plan::UndoPrimary, &ActionContext { user: "t".into(), token }).unwrap();
+        // As `kubectl rollout undo`: the old template comes back as a new revision.
+        let after = numbers(&f);
+        assert_eq!(after[..2], [current + 1, current], "the pane: rev {current} → {}", current + 1);
+        assert!(
+            change.summary.starts_with(&format!("rolled back to revision {previous} (now revision {})", current + 1)),
+            "{}",
+            change.summary
+        );
+        assert_eq!(change.after.revision, Some(current + 1));
     }
 
     #[test]

@@ -216,6 +216,20 @@ async fn resource(
         _ => return not_found_path(path),
     };
     let Some(res) = resources::find(group, version, plural) else { return not_found_path(path) };
+    let failing = shared.failing.lock().unwrap_or_else(|p| p.into_inner()).get(res.plural).cloned();
+    if let Some(message) = failing {
+        // Counted as answered, like any other request.
+        shared.count(match (&call.method, name) {
+            (&Method::GET, Some(_)) => Verb::Get,
+            (&Method::GET, None) if truthy(&call.query, "watch") => Verb::Watch,
+            (&Method::GET, None) => Verb::List,
+            (&Method::POST, _) => Verb::Create,
+            (&Method::PUT, _) => Verb::Update,
+            (&Method::PATCH, _) => Verb::Patch,
+            _ => Verb::Delete,
+        });
+        return failure(&ApiError::new(500, "InternalError", message));
+    }
     if res.namespaced == namespace.is_none() && (name.is_some() || call.method != Method::GET) {
         return not_found_path(path);
     }

@@ -120,6 +120,8 @@ pub(crate) struct Shared {
     pub(crate) snapshots: Mutex<paging::Snapshots>,
     /// Objects lists read from the store: the work a list costs.
     pub(crate) objects_read: std::sync::atomic::AtomicU64,
+    /// Resources (by plural) whose every request fails, with the message.
+    pub(crate) failing: Mutex<BTreeMap<String, String>>,
 }
 
 impl Shared {
@@ -165,6 +167,7 @@ impl FakeApiServer {
             logs: Mutex::new(Logs::new(log_lines)),
             snapshots: Mutex::new(paging::Snapshots::default()),
             objects_read: std::sync::atomic::AtomicU64::new(0),
+            failing: Mutex::new(BTreeMap::new()),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn(http::serve(listener, shared.clone(), stopped));
@@ -236,6 +239,18 @@ impl FakeApiServer {
         let mut store = self.shared.store();
         seed::team(&mut store)?;
         seed::fillers(&mut store, deployments, pods)
+    }
+
+    /// Every request for `plural` (list, watch, get, writes) answers 500
+    /// `InternalError` with `message` from now on, or normally again with
+    /// `None`; watches already open go on. Like a cluster whose Events live
+    /// in a separate etcd that is down while everything else works.
+    pub fn fail(&self, plural: &str, message: Option<&str>) {
+        let mut failing = self.shared.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match message {
+            Some(message) => failing.insert(plural.to_owned(), message.to_owned()),
+            None => failing.remove(plural),
+        };
     }
 
     /// The address it listens on.
