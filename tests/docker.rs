@@ -438,3 +438,129 @@ async fn the_source_reports_a_lost_engine_and_its_return() {
     rig.until("the connection live again", live).await;
     assert!(!rig.source.is_finished());
 }
+
+/// A container's (dev) state now, as the rollout pane shows it.
+fn rollout_of(rig: &Rig, service: &str) -> Option<cockpit::domain::RolloutStatus> {
+    rig.state.service(service).and_then(|s| s.rollout.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_is_joined_from_its_frames_and_its_cut_tells_the_true_size() {
+    let Some(engine) = engine::engine() else { return };
+    let _shared = engine::shared().await;
+    // One line of 200 000 bytes (the engine splits it into 16 KiB frames
+    // sharing one timestamp), then two short ones.
+    let mut rig = Rig::new(
+        engine,
+        r#"[[service]]
+name = "long"
+stage = "prototype"
+[service.build]
+context = "long"
+image = "cockpit-test/long"
+[service.dev]
+command = ["/bin/sh", "-c", "echo before; head -c 200000 /dev/zero | tr '\\000' x; echo; echo after; echo done"]
+"#,
+    );
+    engine.context(&rig.path("long"), APP);
+    let image = rig.rebuild("long").await.tag.expect("built");
+    let answer = rig.request("long", Op::Deploy { image }).await;
+    assert!(matches!(answer, ExecEvent::Done { .. }), "{answer:?}");
+    rig.until("the last line", |r| r.log_lines("long").iter().any(|(_, t)| t == "done")).await;
+
+    let texts: Vec<String> = rig.log_lines("long").into_iter().map(|(_, t)| t).collect();
+    let max_line = DockerOptions::default().max_line;
+    let long = format!("{} … [cut {} bytes]", "x".repeat(max_line), 200_000 - max_line);
+    let shown: Vec<String> = texts
+        .iter()
+        .map(|t| if t.len() > 80 { format!("{}… ({} bytes)", &t[..40], t.len()) } else { t.clone() })
+        .collect();
+    assert_eq!(texts.len(), 4, "before, the long line once, after, done: {shown:#?}");
+    assert_eq!(texts[0], "before");
+    assert!(texts[1] == long, "the long line, cut at {max_line} bytes with the true size cut: {:?}", shown[1]);
+    assert_eq!(texts[2..], ["after", "done"], "the following lines once each, in order");
+
+    // On screen, wrapped (w), the marker and the next line.
+    rig.select("long");
+    update(&mut rig.state, Timestamp::now(), Msg::Key(cockpit::action::Key::char('w')));
+    let screen = rig.screen("long");
+    let flat: String = screen.split_whitespace().collect();
+    assert!(flat.contains(&format!("[cut{}bytes]", 200_000 - max_line)), "{screen}");
+    assert!(screen.contains("after"), "{screen}");
+    assert!(!screen.contains("[cut 12288 bytes]"), "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_dev_container_is_reported_in_dockers_words() {
+    let Some(engine) = engine::engine() else { return };
+    let _shared = engine::shared().await;
+    let mut rig = Rig::new(
+        engine,
+        "[[service]]\nname = \"victim\"\nstage = \"prototype\"\n[service.build]\ncontext = \"victim\"\nimage = \"cockpit-test/victim\"\n\
+         [service.dev]\ncommand = [\"/bin/sh\", \"-c\", \"echo up; while true; do sleep 1; done\"]\n\n\
+         [[service]]\nname = \"hog\"\nstage = \"prototype\"\n[service.dev]\nimage = \"cockpit-test/victim\"\n",
+    );
+    engine.context(&rig.path("victim"), APP);
+    let image = rig.rebuild("victim").await.tag.expect("built");
+    let answer = rig.request("victim", Op::Deploy { image: image.clone() }).await;
+    assert!(matches!(answer, ExecEvent::Done { .. }), "{answer:?}");
+    rig.until("the container up", |r| r.log_lines("victim").iter().any(|(_, t)| t == "up")).await;
+    rig.until("a complete rollout", |r| rollout_of(r, "victim").is_some_and(|s| s.phase == RolloutPhase::Complete))
+        .await;
+    let container = rig.backend.container("victim").await.expect("engine reachable").expect("a dev container");
+
+    // `docker kill`: SIGKILL from the engine, not from cockpit.
+    let docker = engine.client().await;
+    docker.kill_container(&container.id, None).await.expect("the engine kills the container");
+    rig.until("a failed rollout", |r| rollout_of(r, "victim").is_some_and(|s| s.phase == RolloutPhase::Failed)).await;
+
+    let inspected = docker.inspect_container(&container.id, None).await.expect("inspect");
+    let finished = inspected.state.and_then(|s| s.finished_at).expect("a finish time");
+    let at = Timestamp::parse_rfc3339(&finished).expect("an RFC 3339 finish time").clock();
+    let rollout = rollout_of(&rig, "victim").expect("rollout");
+    let condition = rollout.conditions.iter().find(|c| !c.ok).expect("a failing condition");
+    assert_eq!(condition.reason, "Killed", "{rollout:?}");
+    assert!(condition.message.contains(&format!("exited with code 137 (killed) at {at}")), "{rollout:?}");
+    assert!(!condition.message.contains("deadline"), "{rollout:?}");
+    // The rollout pane's condition: the reason and the code; with room, the time too.
+    let screen = rig.screen("victim");
+    assert!(screen.contains("✗ Failed"), "{screen}");
+    assert!(screen.contains("Container ✗ Killed  exited with code 137 (killed)"), "{screen}");
+    let wide = common::render(&rig.state, 200, 45, &Theme::default());
+    assert!(wide.contains(&format!("Container ✗ Killed  exited with code 137 (killed) at {at}")), "{wide}");
+
+    // The kernel's OOM killer: a container made by hand with the service's
+    // label, under a memory limit it outgrows.
+    let limit = 16 << 20;
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image),
+        cmd: Some(["/bin/sh", "-c", "echo eating; tail -c 268435456 /dev/zero"].map(String::from).to_vec()),
+        labels: Some([(docker::LABEL_SERVICE.to_owned(), "hog".to_owned())].into()),
+        host_config: Some(bollard::models::HostConfig {
+            memory: Some(limit),
+            memory_swap: Some(limit),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let hog =
+        docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await.expect("create");
+    docker.start_container(&hog.id, None).await.expect("start");
+    rig.until("an OOM-killed rollout", |r| rollout_of(r, "hog").is_some_and(|s| s.phase == RolloutPhase::Failed)).await;
+    let inspected = docker.inspect_container(&hog.id, None).await.expect("inspect");
+    let state = inspected.state.expect("a state");
+    assert_eq!(state.oom_killed, Some(true), "the engine says OOM: {state:?}");
+    let at = Timestamp::parse_rfc3339(&state.finished_at.expect("a finish time")).expect("RFC 3339").clock();
+    let rollout = rollout_of(&rig, "hog").expect("rollout");
+    let condition = rollout.conditions.iter().find(|c| !c.ok).expect("a failing condition");
+    assert_eq!(condition.reason, "OOMKilled", "{rollout:?}");
+    assert!(condition.message.contains(&format!("exited with code 137 (OOM-killed) at {at}")), "{rollout:?}");
+    let screen = rig.screen("hog");
+    assert!(screen.contains("Container ✗ OOMKilled  exited with code 137 (OOM-killed)"), "{screen}");
+
+    for id in [&container.id, &hog.id] {
+        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = docker.remove_container(id, Some(options)).await;
+    }
+}

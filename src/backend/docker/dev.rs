@@ -8,6 +8,9 @@
 //! and undo survive a restart of cockpit. A container's state is reported
 //! as a `RolloutStatus`: running is complete, created or restarting is
 //! progressing, exited non-zero is failed, stopped by cockpit is paused.
+//! A container the engine ended is told in Docker's words: its exit code,
+//! the signal that code means (137: killed), whether the kernel OOM-killed
+//! it, and when it exited.
 
 use crate::config::DevConfig;
 use crate::domain::Timestamp;
@@ -46,6 +49,10 @@ pub struct DevContainer {
     pub exit_code: i64,
     pub restart_count: i64,
     pub error: String,
+    /// The kernel killed it for want of memory (`State.OOMKilled`).
+    pub oom_killed: bool,
+    /// When it last exited (`State.FinishedAt`), once it has.
+    pub finished: Option<Timestamp>,
 }
 
 /// The newest container labelled for `service`, any state.
@@ -89,6 +96,9 @@ fn from_inspect(found: ContainerInspectResponse) -> DevContainer {
         exit_code: state.exit_code.unwrap_or(0),
         restart_count: found.restart_count.unwrap_or(0),
         error: state.error.unwrap_or_default(),
+        oom_killed: state.oom_killed.unwrap_or(false),
+        // Never exited: the engine says `0001-01-01T00:00:00Z`.
+        finished: state.finished_at.as_deref().and_then(Timestamp::parse_rfc3339).filter(|t| t.0 > 0),
     }
 }
 
@@ -148,15 +158,34 @@ pub fn status(container: &DevContainer, stopped_by_user: bool) -> RolloutStatus 
         }
     };
     let ready = u32::from(c.running);
+    let ended = matches!(c.status.as_str(), "exited" | "dead");
     let message = match c.status.as_str() {
         "running" => format!("container {} running, {} restarts", short(&c.id), c.restart_count),
-        "exited" | "dead" => {
+        _ if ended => {
+            // What matters first, as the pane may cut the rest.
+            let how = match (c.oom_killed, signal(c.exit_code)) {
+                (true, _) => " (OOM-killed)".to_owned(),
+                (false, Some((_, word))) => format!(" ({word})"),
+                (false, None) => String::new(),
+            };
+            let at = c.finished.map_or_else(String::new, |t| format!(" at {}", t.clock()));
             let error = if c.error.is_empty() { String::new() } else { format!(": {}", c.error) };
-            format!("container {} exited with code {}{error}, {} restarts", short(&c.id), c.exit_code, c.restart_count)
+            format!(
+                "exited with code {}{how}{at}{error}; container {}, {} restarts",
+                c.exit_code,
+                short(&c.id),
+                c.restart_count
+            )
         }
         other => format!("container {} {other}", short(&c.id)),
     };
-    let reason = if stopped_by_user && !c.running { "StoppedByUser".into() } else { c.status.clone() };
+    let reason = if stopped_by_user && !c.running {
+        "StoppedByUser".into()
+    } else if ended && (c.exit_code != 0 || c.oom_killed) {
+        ended_reason(c)
+    } else {
+        c.status.clone()
+    };
     let generation = c.revisions.first().map_or(1, |r| r.number);
     RolloutStatus {
         phase,
@@ -185,6 +214,40 @@ pub fn not_created(image: &str) -> RolloutStatus {
             message: "no dev container yet: deploy (d) starts one".into(),
         }],
     }
+}
+
+/// Why a container ended, as one word where Docker has one: `OOMKilled`
+/// (its inspect field), the signal a code past 128 means (`Killed` for
+/// 137), else `docker ps`'s `Exited (3)`.
+fn ended_reason(c: &DevContainer) -> String {
+    if c.oom_killed {
+        return "OOMKilled".into();
+    }
+    if c.status == "dead" {
+        return "Dead".into();
+    }
+    match signal(c.exit_code) {
+        Some((reason, _)) => reason.to_owned(),
+        None => format!("Exited ({})", c.exit_code),
+    }
+}
+
+/// A shell's exit code for a process ended by a signal (128 + its number):
+/// the reason and the word for it.
+fn signal(code: i64) -> Option<(String, String)> {
+    let number = code.checked_sub(128).filter(|n| (1..=64).contains(n))?;
+    let (reason, word) = match number {
+        1 => ("Hangup", "hangup"),
+        2 => ("Interrupted", "interrupted"),
+        3 => ("Quit", "quit"),
+        6 => ("Aborted", "aborted"),
+        9 => ("Killed", "killed"),
+        11 => ("SegmentationFault", "segmentation fault"),
+        13 => ("BrokenPipe", "broken pipe"),
+        15 => ("Terminated", "terminated"),
+        _ => return Some((format!("Signal{number}"), format!("signal {number}"))),
+    };
+    Some((reason.to_owned(), word.to_owned()))
 }
 
 fn short(id: &str) -> &str {
@@ -304,6 +367,8 @@ mod tests {
             exit_code: 0,
             restart_count: 0,
             error: String::new(),
+            oom_killed: false,
+            finished: None,
         };
         assert_eq!(status(&c, false).phase, RolloutPhase::Complete);
         c.status = "created".into();
@@ -314,6 +379,45 @@ mod tests {
         let failed = status(&c, false);
         assert_eq!(failed.phase, RolloutPhase::Failed);
         assert!(failed.conditions[0].message.contains("exited with code 3"), "{failed:?}");
+        assert_eq!(failed.conditions[0].reason, "Exited (3)");
         assert_eq!(status(&c, true).phase, RolloutPhase::Paused);
+    }
+
+    #[test]
+    fn a_container_the_engine_ended_is_told_in_dockers_words() {
+        let mut c = DevContainer {
+            id: "0123456789abcdef".into(),
+            name: "api-dev-1".into(),
+            image: "api:a".into(),
+            revisions: push_revision(&[], "api:a", Timestamp(0)),
+            status: "exited".into(),
+            running: false,
+            exit_code: 137,
+            restart_count: 0,
+            error: String::new(),
+            oom_killed: false,
+            finished: Timestamp::parse_rfc3339("2026-11-26T08:08:24.640720509Z"),
+        };
+        let killed = status(&c, false);
+        assert_eq!(killed.phase, RolloutPhase::Failed);
+        let condition = &killed.conditions[0];
+        assert_eq!(condition.reason, "Killed");
+        assert_eq!(condition.message, "exited with code 137 (killed) at 08:08:24; container 0123456789ab, 0 restarts");
+        assert!(!condition.message.contains("deadline"));
+
+        c.oom_killed = true;
+        let oom = status(&c, false);
+        assert_eq!(oom.conditions[0].reason, "OOMKilled");
+        assert!(oom.conditions[0].message.starts_with("exited with code 137 (OOM-killed) at 08:08:24"), "{oom:?}");
+
+        c.oom_killed = false;
+        c.exit_code = 143;
+        assert_eq!(status(&c, false).conditions[0].reason, "Terminated");
+        c.exit_code = 200;
+        assert_eq!(status(&c, false).conditions[0].reason, "Exited (200)");
+        // Exited cleanly: complete, no failure words.
+        c.exit_code = 0;
+        let done = status(&c, false);
+        assert_eq!((done.phase, done.conditions[0].reason.as_str()), (RolloutPhase::Complete, "exited"));
     }
 }
