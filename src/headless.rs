@@ -201,10 +201,11 @@ async fn follow_promotion(runtime: &mut Runtime, service: &str) -> Result<String
                 return Ok(change.summary.clone());
             }
             let Some(view) = state.service(service) else { continue };
-            if view.rollout.as_ref().is_some_and(|r| r.phase == RolloutPhase::Failed) {
-                return Err("the primary's rollout failed (progress deadline exceeded); roll back with \
-                            `cockpit rollback`"
-                    .to_owned());
+            if let Some(rollout) = view.rollout.as_ref().filter(|r| r.phase == RolloutPhase::Failed) {
+                return Err(format!(
+                    "the primary's rollout failed ({}); roll back with `cockpit rollback`",
+                    rollout.explain()
+                ));
             }
         }
         Err("the Kubernetes source stopped".to_owned())

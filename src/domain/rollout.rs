@@ -84,7 +84,16 @@ impl RolloutStatus {
             return "rollout is paused".into();
         }
         if self.phase == RolloutPhase::Failed {
-            return "progress deadline exceeded".into();
+            // In the words of whatever failed it: a Deployment's missed
+            // progress deadline, a container the engine killed.
+            return match self.conditions.iter().find(|c| !c.ok) {
+                Some(c) if c.reason == "ProgressDeadlineExceeded" || (c.reason.is_empty() && c.message.is_empty()) => {
+                    "progress deadline exceeded".into()
+                }
+                Some(c) if c.message.is_empty() => c.reason.clone(),
+                Some(c) => c.message.clone(),
+                None => "progress deadline exceeded".into(),
+            };
         }
         if !self.generation_observed() {
             return "waiting for the controller to observe the new spec".into();
@@ -132,6 +141,28 @@ mod tests {
 
     fn counts(desired: u32, total: u32, updated: u32, available: u32) -> ReplicaCounts {
         ReplicaCounts { desired, total, updated, ready: available, available }
+    }
+
+    #[test]
+    fn a_failed_rollout_is_explained_in_the_words_of_what_failed_it() {
+        let failed = |reason: &str, message: &str| RolloutStatus {
+            phase: RolloutPhase::Failed,
+            generation: 2,
+            observed_generation: 2,
+            replicas: counts(1, 1, 0, 0),
+            image: "shop/web:1".into(),
+            revisions: Vec::new(),
+            conditions: vec![Condition {
+                kind: "Progressing".into(),
+                ok: false,
+                reason: reason.into(),
+                message: message.into(),
+            }],
+        };
+        let deadline = failed("ProgressDeadlineExceeded", "ReplicaSet \"web-1\" has timed out progressing.");
+        assert_eq!(deadline.explain(), "progress deadline exceeded");
+        let killed = failed("Killed", "exited with code 137 (killed) at 12:00:01");
+        assert_eq!(killed.explain(), "exited with code 137 (killed) at 12:00:01", "Docker's words, not Kubernetes'");
     }
 
     #[test]
