@@ -90,10 +90,8 @@ impl<W> GatedByMetrics<W> {
         };
         let age = self.clock.now().since(measured.at);
         if age > self.stale_after {
-            facts.metrics_gap = Some(format!(
-                "the last measurement of {service} is {age} old (stale after {})",
-                self.stale_after
-            ));
+            facts.metrics_gap =
+                Some(format!("the last measurement of {service} is {age} old (stale after {})", self.stale_after));
             return;
         }
         facts.metrics_gap = None;
@@ -152,7 +150,12 @@ mod tests {
             },
         );
         let clock = crate::clock::Clock::starting_at(Timestamp(0), 1.0);
-        let gated = GatedByMetrics { workloads: sim, metrics: Some(metrics), clock, stale_after: crate::domain::Millis(60_000) };
+        let gated = GatedByMetrics {
+            workloads: sim,
+            metrics: Some(metrics),
+            clock,
+            stale_after: crate::domain::Millis(60_000),
+        };
         let facts: Facts = gated.facts("payments").await.unwrap();
         let request = Request {
             id: 1,
