@@ -44,10 +44,14 @@ enum Seen {
 
 /// Runs a watcher on Deployments in `default` (list pages of 2) and forwards its events.
 fn watch(client: Client) -> mpsc::UnboundedReceiver<Seen> {
+    watch_with(client, watcher::Config::default().page_size(2))
+}
+
+fn watch_with(client: Client, config: watcher::Config) -> mpsc::UnboundedReceiver<Seen> {
     let (tx, rx) = mpsc::unbounded_channel();
     let api: Api<Deployment> = Api::namespaced(client, "default");
     tokio::spawn(async move {
-        let mut events = watcher(api, watcher::Config::default().page_size(2)).default_backoff().boxed();
+        let mut events = watcher(api, config).default_backoff().boxed();
         let name = |d: &Deployment| d.metadata.name.clone().unwrap_or_default();
         while let Some(event) = events.next().await {
             let seen = match event {
@@ -165,4 +169,28 @@ async fn a_replace_with_a_stale_resource_version_is_a_409() {
     }
     let now = alice.get("web").await.expect("read back");
     assert_eq!(now.spec.and_then(|s| s.replicas), Some(5), "bob's value survives");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_list_sends_the_state_then_a_bookmark_then_changes() {
+    // `sendInitialEvents`, as kubectl 1.35+ and client-go's WatchListClient ask.
+    let server = FakeApiServer::start(Config::default()).await.expect("server starts");
+    for name in ["a", "b"] {
+        server.create("apps", "v1", "deployments", "default", deployment(name, 1)).expect("created");
+    }
+    let lists = server.requests(Verb::List);
+    let mut rx = watch_with(client(&server), watcher::Config::default().streaming_lists());
+    let events = until(&mut rx, "the initial events", |e| *e == Seen::InitDone).await;
+    assert_eq!(initial_names(&events), names(&["a", "b"]));
+    assert_eq!(server.requests(Verb::List), lists, "no list: the state came over the watch");
+    server.create("apps", "v1", "deployments", "default", deployment("c", 1)).expect("created");
+    until(&mut rx, "the change after the bookmark", |e| *e == Seen::Apply("c".into())).await;
+
+    // Without resourceVersionMatch=NotOlderThan it is refused, as the real server refuses it.
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments?watch=1&sendInitialEvents=true&allowWatchBookmarks=true",
+        server.url()
+    );
+    let status = reqwest::get(&url).await.expect("answered").status();
+    assert_eq!(status.as_u16(), 422);
 }

@@ -538,7 +538,31 @@ fn watch(
     let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
     let bookmarks = truthy(query, "allowWatchBookmarks");
     let interval = shared.config.bookmark_interval;
-    let start = shared.store().watch(res, namespace, from);
+    // A streaming list (`sendInitialEvents`, kubectl 1.35+ and client-go's
+    // WatchListClient): the current state as ADDED events, then a bookmark
+    // marking its end, then the changes after it, from one consistent view.
+    let initial_events = truthy(query, "sendInitialEvents");
+    if initial_events {
+        if query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+            return failure(&ApiError::new(
+                422,
+                "Invalid",
+                "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !bookmarks {
+            return failure(&ApiError::new(
+                422,
+                "Invalid",
+                "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
+        }
+    }
+    let (start, initial) = {
+        let store = shared.store();
+        let initial = if initial_events { store.list(res, namespace) } else { Vec::new() };
+        (store.watch(res, namespace, if initial_events { None } else { from }), initial)
+    };
     let namespace = namespace.map(str::to_string);
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
     let open = OpenWatch::new(shared.clone());
@@ -553,6 +577,24 @@ fn watch(
             }
         };
         let mut last_rv = start.current_rv;
+        if initial_events {
+            for object in initial.iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+                if tx.send(Ok(event_line("ADDED", object))).await.is_err() {
+                    return;
+                }
+            }
+            let end = json!({
+                "kind": res.kind,
+                "apiVersion": res.api_version(),
+                "metadata": {
+                    "resourceVersion": last_rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            });
+            if tx.send(Ok(event_line("BOOKMARK", &end))).await.is_err() {
+                return;
+            }
+        }
         for write in &start.replay {
             if let Some(kind) = seen(write, &labels, &fields)
                 && tx.send(Ok(event_line(kind, &write.object))).await.is_err()
