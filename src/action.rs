@@ -209,7 +209,7 @@ impl Action {
             Action::LevelFilter => "log level filter",
             Action::Dismiss => "close, clear search",
             Action::TeamScreen => "team screen",
-            Action::Command => ":ctx NAME switches context",
+            Action::Command => "command: :ctx NAME, :messages",
         }
     }
 
@@ -352,9 +352,11 @@ impl Keymap {
     /// The first key for `action`, as shown in the key bar.
     pub fn label(&self, action: Action) -> Option<String> {
         let keys = self.keys_for(action);
-        // Prefer a plain character over arrows and ctrl chords.
+        // Prefer a plain character, then a named key (`pgup`), over ctrl chords.
+        let plain = |k: &&Key| !k.ctrl && !k.alt;
         keys.iter()
-            .find(|k| matches!(k.code, KeyCode::Char(_)) && !k.ctrl && !k.alt)
+            .find(|k| matches!(k.code, KeyCode::Char(_)) && plain(k))
+            .or(keys.iter().find(plain))
             .or(keys.first())
             .map(|k| k.to_string())
     }

@@ -118,6 +118,7 @@ pub enum PromptPurpose {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Modal {
     Help,
+    Messages,
     Prompt { purpose: PromptPurpose, input: String },
     Confirm { request: Request, question: String },
 }
@@ -135,6 +136,17 @@ pub struct Toast {
     pub text: String,
     pub until: Timestamp,
 }
+
+/// A message as it was shown, kept after its toast expires (`:messages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub at: Timestamp,
+    pub kind: ToastKind,
+    pub text: String,
+}
+
+/// How many messages `:messages` keeps.
+const MESSAGES_LEN: usize = 100;
 
 /// Two reports of one change (audit log, cluster Event) are this close.
 const SAME_CHANGE_WITHIN: Millis = Millis(30 * SECOND.0);
@@ -158,6 +170,8 @@ pub struct AppState {
     pub log_view: LogView,
     pub modal: Option<Modal>,
     pub toasts: Vec<Toast>,
+    /// Every recent message, newest first, expired or not.
+    pub messages: VecDeque<Message>,
     /// Newest first.
     pub timeline: VecDeque<ChangeRecord>,
     /// Requests sent to the executor and not answered yet.
@@ -203,6 +217,7 @@ impl AppState {
             log_view: LogView::default(),
             modal: None,
             toasts: Vec::new(),
+            messages: VecDeque::new(),
             timeline: VecDeque::new(),
             pending: BTreeMap::new(),
             keymap,
@@ -402,7 +417,10 @@ impl AppState {
 
     fn toast(&mut self, kind: ToastKind, text: impl Into<String>) {
         let until = self.now.plus(self.scaled(if kind == ToastKind::Error { ERROR_TOAST_TIME } else { TOAST_TIME }));
-        self.toasts.push(Toast { kind, text: text.into(), until });
+        let text = text.into();
+        self.messages.push_front(Message { at: self.now, kind, text: text.clone() });
+        self.messages.truncate(MESSAGES_LEN);
+        self.toasts.push(Toast { kind, text, until });
         if self.toasts.len() > 4 {
             self.toasts.remove(0);
         }
@@ -861,7 +879,7 @@ fn on_modal_key(state: &mut AppState, key: Key) -> Vec<Effect> {
         return Vec::new();
     };
     match modal {
-        Modal::Help => {
+        Modal::Help | Modal::Messages => {
             // Any key closes help; it never triggers the key's action.
             Vec::new()
         }
@@ -937,10 +955,15 @@ fn submit_prompt(state: &mut AppState, purpose: PromptPurpose, input: String) ->
     }
 }
 
-/// `:ctx` lists the kubeconfig's contexts, `:ctx NAME` switches to one.
+/// `:ctx` lists the kubeconfig's contexts, `:ctx NAME` switches to one,
+/// `:messages` shows the recent messages in full.
 fn command(state: &mut AppState, input: &str) -> Vec<Effect> {
     let mut words = input.split_whitespace();
     match (words.next(), words.next()) {
+        (Some("messages" | "msgs"), _) => {
+            state.modal = Some(Modal::Messages);
+            Vec::new()
+        }
         (Some("ctx" | "context"), _) if state.backend.kind != "kubernetes" => {
             state.toast(ToastKind::Error, "contexts belong to the Kubernetes backend; this cockpit is not on one");
             Vec::new()
@@ -959,7 +982,7 @@ fn command(state: &mut AppState, input: &str) -> Vec<Effect> {
         }
         (None, _) => Vec::new(),
         (Some(other), _) => {
-            state.toast(ToastKind::Error, format!("unknown command `:{other}`: try :ctx NAME"));
+            state.toast(ToastKind::Error, format!("unknown command `:{other}`: try :ctx NAME or :messages"));
             Vec::new()
         }
     }

@@ -1,7 +1,8 @@
 //! The canary pane: the traffic split (target and actual), where it stands
 //! in the plan, canary against primary, and the verdict in words.
 
-use super::{bar, fit, pad, pane_block, percent, title};
+use super::{bar, fit, off_reasons, pad, pane_block, percent, title};
+use crate::action::Action;
 use crate::domain::canary::Verdict;
 use crate::state::{AppState, Pane};
 use crate::theme::Theme;
@@ -92,6 +93,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     if let Some((primary, canary)) = &service.analysis {
         lines.push(Line::styled(format!("{}{}p99", pad("", label_width), pad("success", 11)), theme.dim));
         for (label, m, style) in [("primary", primary, theme.text), ("canary", canary, theme.canary)] {
+            if m.requests <= 0.0 {
+                // A rate over no requests is no rate at all.
+                lines.push(Line::from(vec![
+                    Span::styled(pad(label, label_width), theme.dim),
+                    Span::styled("no requests", theme.warn),
+                ]));
+                continue;
+            }
             lines.push(Line::from(vec![
                 Span::styled(pad(label, label_width), theme.dim),
                 Span::styled(pad(&percent(m.success_pct), 11), style),
@@ -132,6 +141,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         }
         lines.truncate(height.saturating_sub(verdict_lines.len()));
         lines.extend(verdict_lines);
+    }
+    // Why promotion is off, where there is room (the help has it always).
+    let off = off_reasons(state, &[Action::Promote, Action::PromoteFull], width, theme);
+    if lines.len() + off.len() <= height {
+        lines.extend(off);
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }

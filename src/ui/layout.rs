@@ -16,6 +16,8 @@ pub struct MainAreas {
     pub canary: Rect,
     pub slo: Rect,
     pub logs: Rect,
+    /// The newest message, on a line of its own above the key bar.
+    pub messages: Rect,
     pub keybar: Rect,
 }
 
@@ -50,8 +52,9 @@ pub fn main(area: Rect) -> Option<MainAreas> {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         return None;
     }
-    let [header, body, keybar] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let [header, body, messages, keybar] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1), Constraint::Length(1)])
+            .areas(area);
     let list_width = (area.width / 6).clamp(24, 32);
     let [services, right] = Layout::horizontal([Constraint::Length(list_width), Constraint::Min(0)]).areas(body);
     let (top, slo) = match body.height {
@@ -62,7 +65,7 @@ pub fn main(area: Rect) -> Option<MainAreas> {
     let [top, slo, logs] =
         Layout::vertical([Constraint::Length(top), Constraint::Length(slo), Constraint::Min(3)]).areas(right);
     let [rollout, canary] = Layout::horizontal([Constraint::Percentage(46), Constraint::Percentage(54)]).areas(top);
-    Some(MainAreas { header, services, rollout, canary, slo, logs, keybar })
+    Some(MainAreas { header, services, rollout, canary, slo, logs, messages, keybar })
 }
 
 /// How many log rows fit, for paging.

@@ -12,6 +12,7 @@ pub mod services;
 pub mod slo;
 pub mod team;
 
+use crate::action::Action;
 use crate::state::{AppState, Pane};
 use crate::theme::Theme;
 use ratatui::Frame;
@@ -37,6 +38,7 @@ pub fn draw(frame: &mut Frame, state: &AppState, theme: &Theme) {
     canary::draw(frame, areas.canary, state, theme);
     slo::draw(frame, areas.slo, state, theme);
     logs::draw(frame, areas.logs, state, theme);
+    overlay::message_line(frame, areas.messages, state, theme);
     keybar::draw(frame, areas.keybar, state, theme);
     overlay::draw(frame, area, state, theme);
 }
@@ -127,4 +129,90 @@ pub fn pad(text: &str, width: usize) -> String {
     let cut = fit(text, width);
     let w = cut.width();
     format!("{cut}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+/// Cuts `text` to `width` cells at a word boundary, marking the cut with
+/// `…`; a first word wider than `width` is cut inside, with the mark. The
+/// flag says whether anything was cut.
+pub fn fit_words(text: &str, width: usize) -> (String, bool) {
+    use unicode_width::UnicodeWidthStr;
+    if text.width() <= width {
+        return (text.to_owned(), false);
+    }
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let candidate = if out.is_empty() { word.to_owned() } else { format!("{out} {word}") };
+        // Room for the mark after the words kept.
+        if candidate.width() + 1 > width {
+            break;
+        }
+        out = candidate;
+    }
+    let kept = out.trim_end();
+    if kept.is_empty() {
+        return (fit(text, width), true);
+    }
+    (format!("{kept}…"), true)
+}
+
+/// `text` in rows of at most `width` cells, broken between words; a word
+/// wider than a row is cut with `…`.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let width = width.max(1);
+    let mut rows = Vec::new();
+    let mut row = String::new();
+    for word in text.split_whitespace() {
+        let word = if word.width() > width { fit(word, width) } else { word.to_owned() };
+        if row.is_empty() {
+            row = word;
+        } else if row.width() + 1 + word.width() <= width {
+            row.push(' ');
+            row.push_str(&word);
+        } else {
+            rows.push(std::mem::replace(&mut row, word));
+        }
+    }
+    if !row.is_empty() || rows.is_empty() {
+        rows.push(row);
+    }
+    rows
+}
+
+/// Why the keys of `actions` are off on the selected service, where a
+/// pane must say so (the backend's access rules, a missing engine), each
+/// reason once with its keys: `RBAC: may not … (d/b off)`, in rows of
+/// `width` broken between words.
+pub fn off_reasons(state: &AppState, actions: &[Action], width: usize, theme: &Theme) -> Vec<Line<'static>> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for action in actions {
+        let Some(reason) = keybar::pane_reason(state, *action) else { continue };
+        let Some(key) = state.keymap.label(*action) else { continue };
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, keys)) => keys.push(key),
+            None => groups.push((reason, vec![key])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(reason, keys)| wrap_words(&format!("{reason} ({} off)", keys.join("/")), width))
+        .map(|row| Line::styled(row, theme.warn))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_kept_whole() {
+        assert_eq!(fit_words("canary 5 → 25 %", 40), ("canary 5 → 25 %".to_owned(), false));
+        assert_eq!(fit_words("checkout promote refused: canary failing", 24), ("checkout promote…".to_owned(), true));
+        assert_eq!(fit_words("supercalifragilistic", 6), ("super…".to_owned(), true));
+        assert_eq!(
+            wrap_words("RBAC: may not update deployments.apps in shop", 22),
+            ["RBAC: may not update", "deployments.apps in", "shop"]
+        );
+        assert_eq!(wrap_words("", 10), [""]);
+    }
 }

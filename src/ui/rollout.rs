@@ -1,7 +1,8 @@
 //! The rollout pane: phase, generation, replica counts with a progress bar,
 //! revision history, conditions, and the build in progress.
 
-use super::{bar, fit, pad, pane_block, title};
+use super::{bar, fit, off_reasons, pad, pane_block, title};
+use crate::action::Action;
 use crate::domain::rollout::RolloutPhase;
 use crate::event::ConnectionState;
 use crate::state::{AppState, Pane};
@@ -10,6 +11,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
+
+/// The keys whose work this pane shows: why they are off is said here.
+const ACTS_HERE: [Action; 5] = [Action::Rebuild, Action::Deploy, Action::Rollback, Action::Restart, Action::Stop];
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let service = state.selected_service();
@@ -40,6 +44,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 
     let Some(rollout) = &service.rollout else {
         lines.push(Line::styled("no rollout data yet", theme.dim));
+        lines.extend(off_reasons(state, &ACTS_HERE, width, theme));
         lines.extend(build_line);
         frame.render_widget(Paragraph::new(lines), inner);
         return;
@@ -84,23 +89,30 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Span::styled(format!(" {}", fit(&rollout.explain(), width.saturating_sub(bar_width + 1))), theme.dim),
     ]));
 
-    // What must stay: the build line and the conditions; revisions fill the rest.
+    // What must stay: why keys are off, the build line and the conditions;
+    // revisions fill the rest.
     let conditions = conditions_line(rollout, width, theme);
-    let reserved = lines.len() + 1 + usize::from(build_line.is_some());
+    let off = off_reasons(state, &ACTS_HERE, width, theme);
+    let reserved = lines.len() + 1 + usize::from(build_line.is_some()) + off.len();
     let room = height.saturating_sub(reserved);
     if room >= 2 {
-        let image_width = width.saturating_sub(5 + 5);
-        lines.push(Line::styled(format!("REV  {}AGE", pad("IMAGE", image_width)), theme.dim));
-        for rev in rollout.revisions.iter().take(room - 1) {
+        let shown = &rollout.revisions[..rollout.revisions.len().min(room - 1)];
+        let ages: Vec<String> = shown.iter().map(|rev| state.now.since(rev.created).age()).collect();
+        let age_width = ages.iter().map(|a| a.chars().count()).chain([3]).max().unwrap_or(3);
+        // `REV  IMAGE AGE`: the image gives way, never the gap before the age.
+        let image_width = width.saturating_sub(5 + 1 + age_width);
+        lines.push(Line::styled(format!("REV  {} AGE", pad("IMAGE", image_width)), theme.dim));
+        for (rev, age) in shown.iter().zip(ages) {
             let current = rev.image == rollout.image;
             lines.push(Line::from(vec![
                 Span::styled(format!("{:>3}  ", rev.number), theme.dim),
                 Span::styled(pad(&rev.image, image_width), if current { theme.text } else { theme.dim }),
-                Span::styled(state.now.since(rev.created).age(), theme.dim),
+                Span::styled(format!(" {age}"), theme.dim),
             ]));
         }
     }
     lines.push(conditions);
+    lines.extend(off);
     lines.extend(build_line);
     frame.render_widget(Paragraph::new(lines), inner);
 }
