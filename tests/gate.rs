@@ -8,7 +8,6 @@ mod common;
 mod prom;
 
 use cockpit::action::Key;
-use cockpit::app::Loop;
 use cockpit::audit::AuditLog;
 use cockpit::backend::prometheus::Source;
 use cockpit::compose::{Runtime, Settings};
@@ -18,12 +17,8 @@ use cockpit::domain::Timestamp;
 use cockpit::domain::canary::{Verdict, analyse};
 use cockpit::event::SourceEvent;
 use cockpit::headless::{self, Command};
-use cockpit::state::{Modal, Msg, PromptPurpose};
-use cockpit::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use cockpit::state::{Modal, PromptPurpose};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -120,42 +115,22 @@ async fn a_canary_failing_its_analysis_is_refused_on_every_path() {
 
     // The key: the same refusal, asking for the typed name.
     let mut runtime = Runtime::compose(settings("tui.jsonl")).expect("composes");
-    let (requests, request_inbox) = mpsc::channel(16);
-    let hooks = runtime.start(request_inbox);
-    let events = runtime.events.clone();
-    let theme = Theme::default();
-    let mut terminal = Terminal::new(TestBackend::new(160, 45)).expect("terminal");
-    let clock = runtime.clock;
-    let mut app = Loop {
-        state: &mut runtime.state,
-        theme: &theme,
-        clock,
-        inbox: &mut runtime.inbox,
-        requests,
-        stats: Default::default(),
-        switch_context: hooks.switch_context,
-        on_select: hooks.on_select,
-    };
-    let until = Instant::now() + DEADLINE;
     let mut pressed = false;
-    let reason = loop {
-        tokio::select! {
-            result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+    let reason = common::drive(&mut runtime, DEADLINE, |state, press| {
+        if let Some(Modal::Prompt { purpose: PromptPurpose::TypeName { reason, .. }, .. }) = &state.modal {
+            return Some(reason.clone());
         }
-        assert!(Instant::now() < until, "no answer on screen:\n{}", common::render(app.state, 160, 45, &theme));
-        if let Some(Modal::Prompt { purpose: PromptPurpose::TypeName { reason, .. }, .. }) = &app.state.modal {
-            break reason.clone();
-        }
-        let measured = app.state.service("checkout").is_some_and(|s| {
+        let measured = state.service("checkout").is_some_and(|s| {
             s.traffic.is_some() && matches!(s.live_verdict(), Some(Verdict::Failing(_))) && s.slo.is_some()
         });
         if measured && !pressed {
-            app.state.selected = app.state.services.iter().position(|s| s.info.name == "checkout").expect("listed");
-            events.send(Msg::Key(Key::char('p'))).await.expect("the loop listens");
+            state.selected = state.services.iter().position(|s| s.info.name == "checkout")?;
+            press(Key::char('p'));
             pressed = true;
         }
-    };
+        None
+    })
+    .await;
     assert!(reason.contains("canary failing (canary success 97.00 % < 99 %"), "{reason}");
     // Nothing was promoted by any path: the route still sends 10 % to the canary.
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().expect("URL"))).expect("client");

@@ -11,19 +11,15 @@
 mod common;
 
 use cockpit::action::{Action, Key};
-use cockpit::app::Loop;
 use cockpit::audit::{AuditEntry, AuditLog};
 use cockpit::compose::{Mix, Runtime, Settings};
 use cockpit::config::{Config, Scenario};
 use cockpit::devtools::fake_apiserver::{Config as ServerConfig, ControllerConfig, FakeApiServer};
 use cockpit::headless::{self, Command};
-use cockpit::state::{AppState, Modal, Msg, PromptPurpose};
+use cockpit::state::{AppState, Modal, PromptPurpose};
 use cockpit::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 /// An address where nothing listens: a metrics source that never answers.
@@ -116,44 +112,22 @@ impl World {
     /// answer is on screen.
     async fn tui_promote(&self, service: &str) -> AppState {
         let mut runtime = Runtime::compose(self.settings("tui")).expect("composes");
-        let (requests, request_inbox) = mpsc::channel(16);
-        let hooks = runtime.start(request_inbox);
-        let theme = Theme::default();
-        let mut terminal = Terminal::new(TestBackend::new(160, 45)).expect("terminal");
-        let events = runtime.events.clone();
-        let _ = events.send(Msg::Resize { width: 160, height: 45 }).await;
-        let clock = runtime.clock;
-        let mut app = Loop {
-            state: &mut runtime.state,
-            theme: &theme,
-            clock,
-            inbox: &mut runtime.inbox,
-            requests,
-            stats: Default::default(),
-            switch_context: hooks.switch_context,
-            on_select: hooks.on_select,
-        };
         let mut pressed = false;
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            tokio::select! {
-                result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        common::drive(&mut runtime, DEADLINE, |state, press| {
+            if pressed {
+                return (state.modal.is_some() || !said(state).is_empty()).then(|| state.clone());
             }
-            assert!(tokio::time::Instant::now() < deadline, "no answer on screen:\n{}", screen(app.state));
-            if !pressed {
-                let Some(index) = app.state.services.iter().position(|s| s.info.name == service) else { continue };
-                if app.state.services[index].traffic.is_none() && runtime_has_traffic(app.state) {
-                    continue;
-                }
-                app.state.selected = index;
-                app.state.user_moved = true;
-                events.send(Msg::Key(Key::char('p'))).await.expect("the loop listens");
-                pressed = true;
-            } else if app.state.modal.is_some() || !said(app.state).is_empty() {
-                return app.state.clone();
+            let index = state.services.iter().position(|s| s.info.name == service)?;
+            if state.services[index].traffic.is_none() && runtime_has_traffic(state) {
+                return None;
             }
-        }
+            state.selected = index;
+            state.user_moved = true;
+            press(Key::char('p'));
+            pressed = true;
+            None
+        })
+        .await
     }
 }
 

@@ -171,3 +171,47 @@ pub fn masked(screen: &str) -> String {
     }
     out
 }
+
+/// Runs a composed cockpit as the TUI does (sources and executor started,
+/// the real loop drawing into a 160×45 test terminal) and calls `step`
+/// every 50 ms with the state and a way to press keys, until `step` returns
+/// something or `within` passes.
+pub async fn drive<T>(
+    runtime: &mut cockpit::compose::Runtime,
+    within: std::time::Duration,
+    mut step: impl FnMut(&mut AppState, &dyn Fn(Key)) -> Option<T>,
+) -> T {
+    let (requests, request_inbox) = tokio::sync::mpsc::channel(16);
+    let hooks = runtime.start(request_inbox);
+    let theme = Theme::default();
+    let mut terminal = Terminal::new(TestBackend::new(160, 45)).expect("test terminal");
+    let events = runtime.events.clone();
+    let _ = events.try_send(Msg::Resize { width: 160, height: 45 });
+    let press = move |key: Key| events.try_send(Msg::Key(key)).expect("the loop listens");
+    let clock = runtime.clock;
+    let mut app = cockpit::app::Loop {
+        state: &mut runtime.state,
+        theme: &theme,
+        clock,
+        inbox: &mut runtime.inbox,
+        requests,
+        stats: Default::default(),
+        switch_context: hooks.switch_context,
+        on_select: hooks.on_select,
+    };
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        tokio::select! {
+            result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+        if let Some(done) = step(app.state, &press) {
+            return done;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing on screen within {within:?}:\n{}",
+            render(app.state, 160, 45, &theme)
+        );
+    }
+}
