@@ -7,7 +7,7 @@
 //! not silently fall back to a default during an incident.
 
 use crate::domain::canary::{CanaryPlan, CanaryThresholds};
-use crate::domain::slo::SloSpec;
+use crate::domain::slo::{LONGEST_RULE_WINDOW, SloSpec};
 use crate::domain::time::Millis;
 use crate::domain::{Stage, time::SECOND};
 use serde::{Deserialize, Serialize};
@@ -243,7 +243,9 @@ pub struct ServiceKubernetes {
 pub struct SloConfig {
     #[serde(default = "default_objective")]
     pub objective: f64,
-    #[serde(default = "default_window")]
+    /// At least the longest alert window (`LONGEST_RULE_WINDOW`, 3 d);
+    /// refused where it is written otherwise.
+    #[serde(default = "default_window", deserialize_with = "slo_window")]
     pub window: Millis,
     /// PromQL for good events; `{{service}}`, `{{track}}` and `{{window}}`
     /// are filled in. Default: `http_requests_total` without 5xx codes.
@@ -259,6 +261,24 @@ fn default_objective() -> f64 {
 
 fn default_window() -> Millis {
     SloSpec::default().window
+}
+
+/// An SLO window no shorter than the longest alert window: a shorter one
+/// would have the rules judge more time than the objective spans, and
+/// derive thresholds below a burn of 1 (a 1-hour window pages at 0.02).
+/// Checked while parsing, so the error names the value's line and column.
+fn slo_window<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Millis, D::Error> {
+    let window = Millis::deserialize(deserializer)?;
+    if window < LONGEST_RULE_WINDOW {
+        let page = SloSpec { window, ..SloSpec::default() }.rules()[0].threshold;
+        return Err(serde::de::Error::custom(format!(
+            "slo.window `{window}` is shorter than the longest alert window ({LONGEST_RULE_WINDOW}): the alert \
+             rules would judge more time than the objective spans and page at a burn rate of {}; use a window \
+             of at least {LONGEST_RULE_WINDOW} (30d is usual)",
+            format!("{page:.4}").trim_end_matches('0').trim_end_matches('.')
+        )));
+    }
+    Ok(window)
 }
 
 impl SloConfig {
@@ -457,6 +477,22 @@ mod tests {
         assert!(err.message.contains("no unit"), "{err}");
         let err = parse("[[service]]\nname = \"a\"\nstage = \"production\"\ndepends_on = [\"b\"]\n").unwrap_err();
         assert!(err.message.contains("depends on `b`"), "{err}");
+    }
+
+    #[test]
+    fn an_slo_window_shorter_than_the_alert_windows_is_refused_where_it_is_written() {
+        let text = "[[service]]\nname = \"a\"\nstage = \"production\"\n[service.slo]\nwindow = \"1h\"\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!((err.line, err.column), (Some(5), Some(10)), "{err}");
+        assert!(err.to_string().starts_with("cockpit.toml:5:10: "), "{err}");
+        assert!(err.message.contains("slo.window `1h` is shorter than the longest alert window (3d)"), "{err}");
+        assert!(err.message.contains("burn rate of 0.02"), "{err}");
+        // The longest alert window itself and anything longer are fine.
+        for window in ["3d", "7d", "30d"] {
+            let config = parse(&text.replace("1h", window)).unwrap();
+            assert_eq!(config.services[0].slo.as_ref().unwrap().window.to_string(), window);
+        }
+        assert!(parse(&text.replace("1h", "71h")).is_err());
     }
 
     #[test]

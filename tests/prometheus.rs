@@ -389,11 +389,20 @@ window = "7d"
     assert_eq!(checkout.status, SloStatus::Page);
     assert_eq!(checkout.firing.map(|r| r.long), Some(HOUR));
     assert!(checkout.budget_left > 0.0 && checkout.budget_left < 1.0, "{}", checkout.budget_left);
-    // payments: the default 30-day objective, burning at 0.25x.
+    // Seven days and a half hour of history cover checkout's 7-day window.
+    assert_eq!(checkout.coverage, Millis(7 * DAY.0));
+    assert!(checkout.has_data() && !checkout.is_partial());
+    assert!(checkout.burns.iter().all(|b| b.is_covered()), "{:?}", checkout.burns);
+    // payments: the default 30-day objective, burning at 0.25x, on 7 days
+    // of data: every rule window is covered, the window is not.
     let payments = report("payments");
     assert_eq!(payments.spec.window, Millis(30 * DAY.0));
     assert_eq!(payments.status, SloStatus::Ok);
     assert_eq!(payments.firing, None);
+    let seven_days = Millis(7 * DAY.0)..Millis(7 * DAY.0 + 60_000);
+    assert!(seven_days.contains(&payments.coverage), "{:?}", payments.coverage);
+    assert!(payments.is_partial() && payments.is_judged());
+    assert!(payments.burns.iter().all(|b| b.is_covered()), "{:?}", payments.burns);
 
     // The canary analysis over 5 minutes, per track.
     let w = 300;
@@ -427,6 +436,13 @@ window = "7d"
     for event in seen.iter().cloned() {
         update(&mut state, clock.now(), Msg::Source(event));
     }
+    let pane = prom::slo_pane(&state, "payments", 140, 8);
+    assert!(pane.contains("over 7 d of 30 d: SLI 99.98 %   budget left 75 %"), "{pane}");
+    assert!(pane.contains(" OK ") && !pane.contains("of data"), "{pane}");
+    let pane = prom::slo_pane(&state, "checkout", 140, 8);
+    let worst = (0..360).map(|back| history.error_ratio("checkout", t - back * 60, 300)).fold(0.0, f64::max);
+    let max_label = format!("max {:.2} % measured", 100.0 * worst);
+    assert!(pane.contains(" PAGE ") && !pane.contains(" of ") && pane.contains(&max_label), "{max_label}:\n{pane}");
     let view = state.service("checkout").expect("checkout in the inventory");
     assert_eq!(view.verdict, verdict, "the state judges with the same thresholds");
     assert_eq!(view.slo_status(), Some(SloStatus::Page));
@@ -441,6 +457,7 @@ window = "7d"
         canary_weight: 5,
         verdict,
         slo_status,
+        metrics_gap: None,
         previous_image: Some("shop/checkout:1.4.1".into()),
         rollout_paused: false,
         promoting: false,
@@ -616,6 +633,109 @@ total = 'sum(rate(http_requests_total{{service="{{{{service}}}}"}}[{{{{window}}}
         started.elapsed() - back
     );
     task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_minutes_of_history_are_not_thirty_days_and_no_series_is_not_health() {
+    let Some(tools) = prom::tools() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().join("data");
+    std::fs::create_dir_all(&storage).expect("storage dir");
+
+    // `fresh` has existed for three minutes, sampled every 5 s: 20 requests/s
+    // at 0.5 % errors, a burn of 5 on 99.9 % that, taken for 30 days of
+    // history, would exceed the 1d/2h and 3d/6h ticket thresholds (3 and 1).
+    // No canary traffic. `ghost` has no series at all.
+    let end = Timestamp::now().0 / 1000 / 60 * 60 - 120;
+    let mut openmetrics = String::new();
+    for k in 0..=36 {
+        let (t, s) = (end - 180 + 5 * k, 5.0 * k as f64);
+        for (code, per_second) in [("200", 19.9), ("500", 0.1)] {
+            openmetrics.push_str(&format!(
+                "http_requests_total{{service=\"fresh\",track=\"primary\",code=\"{code}\"}} {} {t}\n",
+                per_second * s
+            ));
+        }
+        for le in ["0.1", "+Inf"] {
+            openmetrics.push_str(&format!(
+                "http_request_duration_seconds_bucket{{service=\"fresh\",track=\"primary\",le=\"{le}\"}} {} {t}\n",
+                20.0 * s
+            ));
+        }
+    }
+    openmetrics.push_str("# EOF\n");
+    prom::backfill(&tools, &openmetrics, &storage);
+    let server = tokio::task::block_in_place(|| prom::Prometheus::start(&tools, dir.path(), &storage, &[]));
+    let config = parse(&format!(
+        r#"
+[prometheus]
+url = "{url}"
+
+[[service]]
+name = "fresh"
+stage = "production"
+[service.canary]
+min_requests = 0
+
+[[service]]
+name = "ghost"
+stage = "production"
+"#,
+        url = server.url()
+    ));
+    let source = source_for(&config);
+    let facts = source.facts();
+    let now = Timestamp((end + 5) * 1000);
+    let events = source.refresh(now).await.expect("Prometheus answers");
+
+    let (info, services) = config_inventory(&config, &server.url());
+    let mut state = AppState::new(info.clone(), Keymap::default(), false, 100);
+    update(&mut state, now, Msg::Source(SourceEvent::Inventory { backend: info, services }));
+    for event in events.iter().cloned() {
+        update(&mut state, now, Msg::Source(event));
+    }
+
+    // Three minutes are three minutes: every window longer than the data
+    // says so, the budget says what it is over, and no rule fires on
+    // windows the data does not cover.
+    let fresh = prom::slo_pane(&state, "fresh", 140, 8);
+    for seen in ["3d: 3 min of data", "over 3 min of 30 d", "last 3 min of 6 h", "NOT ENOUGH DATA"] {
+        assert!(fresh.contains(seen), "`{seen}` in the SLO pane:\n{fresh}");
+    }
+    for unseen in ["TICKET", "PAGE", " OK "] {
+        assert!(!fresh.contains(unseen), "no `{unseen}` on three minutes of data:\n{fresh}");
+    }
+    let slo = |name: &str| state.service(name).and_then(|s| s.slo.clone()).expect("an SLO report");
+    let report = slo("fresh");
+    assert_eq!(report.coverage, Millis(180_000));
+    assert!(report.has_data() && !report.is_judged());
+    assert!(report.burns.iter().all(|b| !b.is_covered() && b.covered == Millis(180_000)), "{:?}", report.burns);
+    assert_eq!((report.status, report.firing), (SloStatus::Ok, None));
+    close(report.budget_left, 1.0 - 5.0, "budget left over the three minutes");
+
+    // No series is not health: the pane names the query that found nothing
+    // and shows no numbers, and the gate has no SLO status to judge on.
+    let ghost = prom::slo_pane(&state, "ghost", 140, 8);
+    assert!(ghost.contains("no SLO data: no series for sum(rate(http_requests_total{service=\"ghost\""), "{ghost}");
+    for unseen in ["SLI", "budget", "100", " OK "] {
+        assert!(!ghost.contains(unseen), "no `{unseen}` without data:\n{ghost}");
+    }
+    assert_eq!(facts.gate("ghost").1, None, "no SLO status without data");
+    assert!(!slo("ghost").has_data());
+
+    // A canary without a single request has no success rate.
+    let canary = events
+        .iter()
+        .find_map(|e| match e {
+            SourceEvent::Analysis { service, canary, .. } if service == "fresh" => Some(*canary),
+            _ => None,
+        })
+        .expect("an analysis for fresh");
+    assert_eq!(canary.requests, 0.0);
+    assert!(canary.success_pct.is_nan(), "0 requests is no success rate, not {} %", canary.success_pct);
+    let (verdict, _) = facts.gate("fresh");
+    assert!(matches!(verdict, Some(Verdict::NotEnoughData(_))), "{verdict:?}");
+    drop(server);
 }
 
 #[tokio::test]

@@ -216,8 +216,7 @@ pub fn evaluate_covered(
     let mut firing = None;
     for rule in spec.rules() {
         let covered = coverage >= rule.long;
-        if covered && rate(rule.long) > rule.threshold && rate(rule.short) > rule.threshold && rule.severity > status
-        {
+        if covered && rate(rule.long) > rule.threshold && rate(rule.short) > rule.threshold && rule.severity > status {
             status = rule.severity;
             firing = Some(rule);
         }

@@ -219,3 +219,23 @@ impl Drop for MetricsEndpoint {
         self.task.abort();
     }
 }
+
+/// The SLO pane of `service` as a user sees it: the service selected, the
+/// pane drawn alone into a `width`×`height` test terminal, one line a row.
+pub fn slo_pane(state: &cockpit::state::AppState, service: &str, width: u16, height: u16) -> String {
+    let mut state = state.clone();
+    state.selected = state.services.iter().position(|s| s.info.name == service).expect("service in the state");
+    state.user_moved = true;
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).expect("a test terminal");
+    let theme = cockpit::theme::Theme::default();
+    terminal.draw(|frame| cockpit::ui::slo::draw(frame, frame.area(), &state, &theme)).expect("draw the SLO pane");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        let row: String = (0..buffer.area.width).map(|x| buffer[(x, y)].symbol()).collect();
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out
+}
