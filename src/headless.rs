@@ -310,7 +310,8 @@ pub fn status(state: &AppState) -> StatusReport {
             });
             // A report of no data (no series) is unknown, as on screen.
             let slo = s.slo.as_ref().filter(|r| r.has_data()).map(|r| SloSummary {
-                status: r.status.as_str().into(),
+                // Figures over partial data, but no rule judged yet: unknown.
+                status: if r.is_judged() { r.status.as_str() } else { "unknown" }.into(),
                 objective: r.spec.objective,
                 window: r.spec.window.to_string(),
                 sli: round(r.sli, 4),

@@ -179,7 +179,8 @@ pub fn analyse_after(
     primary: &TrackMetrics,
     t: &CanaryThresholds,
 ) -> Verdict {
-    if canary.requests < t.min_requests {
+    // No requests (or no measurable rate) is no data, whatever min_requests says.
+    if canary.requests < t.min_requests || canary.requests <= 0.0 || !canary.success_pct.is_finite() {
         return Verdict::NotEnoughData(format!(
             "{:.0} canary requests < {:.0} needed",
             canary.requests, t.min_requests
@@ -261,6 +262,14 @@ mod tests {
 
         let thin = TrackMetrics { requests: 12.0, ..bad };
         assert_eq!(analyse(&thin, &primary, &t).label(), "not enough data");
+    }
+
+    #[test]
+    fn a_canary_without_requests_is_never_healthy() {
+        let t = CanaryThresholds { min_requests: 0.0, ..CanaryThresholds::default() };
+        let primary = TrackMetrics { requests: 5000.0, success_pct: 99.9, p99_ms: 180.0 };
+        let idle = TrackMetrics { requests: 0.0, success_pct: f64::NAN, p99_ms: 0.0 };
+        assert_eq!(analyse(&idle, &primary, &t).label(), "not enough data");
     }
 
     #[test]

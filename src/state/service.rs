@@ -51,10 +51,11 @@ impl ServiceView {
         self.denied.iter().find(|d| ops.contains(&d.op.as_str())).map(|d| d.reason.as_str())
     }
 
-    /// The SLO status as measured; `None` (unknown) without a report or
-    /// with a report of no data (no series): no data is not health.
+    /// The SLO status as measured; `None` (unknown) without a report, or
+    /// with too little data to judge any alert rule (no series, or less
+    /// than the shortest rule's long window): no data is not health.
     pub fn slo_status(&self) -> Option<SloStatus> {
-        self.slo.as_ref().filter(|r| r.has_data()).map(|r| r.status)
+        self.slo.as_ref().filter(|r| r.is_judged()).map(|r| r.status)
     }
 
     /// The canary weight in percent, 0 when no canary is live.

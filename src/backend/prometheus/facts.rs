@@ -97,7 +97,8 @@ impl<W> GatedByMetrics<W> {
         facts.metrics_gap = None;
         facts.slo_status = measured.slo_status;
         if facts.slo_status.is_none() {
-            facts.metrics_gap = Some(format!("Prometheus has no SLO series for {service}"));
+            facts.metrics_gap =
+                Some(format!("Prometheus has too little SLO data for {service} to judge any alert rule"));
         }
         if facts.canary_weight > 0 {
             facts.verdict = measured.verdict;

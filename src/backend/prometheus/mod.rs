@@ -139,8 +139,9 @@ impl Source {
                             analyse_after(previous.as_ref(), canary, primary, &target.thresholds)
                         }
                     });
-                    // No data is no SLO status: the gate stays shut.
-                    let slo_status = report.has_data().then_some(report.status);
+                    // No data, or too little to judge any alert rule, is no
+                    // SLO status: the gate stays shut.
+                    let slo_status = report.is_judged().then_some(report.status);
                     self.facts.record(&service, ServiceFacts { slo_status, verdict, at: now });
                     events.push(SourceEvent::Slo { service: service.clone(), report });
                     if let Some((primary, canary)) = analysis {
