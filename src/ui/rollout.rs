@@ -97,11 +97,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let room = height.saturating_sub(reserved);
     if room >= 2 {
         let shown = &rollout.revisions[..rollout.revisions.len().min(room - 1)];
-        let ages: Vec<String> = shown.iter().map(|rev| state.now.since(rev.created).age()).collect();
-        let age_width = ages.iter().map(|a| a.chars().count()).chain([3]).max().unwrap_or(3);
-        // `REV  IMAGE AGE`: the image gives way, never the gap before the age.
+        // When each revision was made, as a time (today) or a date: unlike
+        // an age, it stays true on a screen that sleeps while nothing changes.
+        let ages: Vec<String> = shown.iter().map(|rev| made_at(state.now, rev.created)).collect();
+        let age_width = ages.iter().map(|a| a.chars().count()).chain([4]).max().unwrap_or(4);
+        // `REV  IMAGE MADE`: the image gives way, never the gap before the time.
         let image_width = width.saturating_sub(5 + 1 + age_width);
-        lines.push(Line::styled(format!("REV  {} AGE", pad("IMAGE", image_width)), theme.dim));
+        lines.push(Line::styled(format!("REV  {} MADE", pad("IMAGE", image_width)), theme.dim));
         for (rev, age) in shown.iter().zip(ages) {
             let current = rev.image == rollout.image;
             lines.push(Line::from(vec![
@@ -171,4 +173,30 @@ fn no_services(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         lines.push(Line::styled("no services yet", theme.dim));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+/// `14:05` for a revision made within the last day, else `11-28` (UTC).
+fn made_at(now: crate::domain::Timestamp, at: crate::domain::Timestamp) -> String {
+    if now.since(at) < crate::domain::time::DAY {
+        at.clock()[..5].to_owned()
+    } else {
+        at.rfc3339().get(5..10).unwrap_or("?").to_owned()
+    }
+}
+
+#[cfg(test)]
+mod made_at_tests {
+    use super::made_at;
+    use crate::domain::Timestamp;
+    use crate::domain::time::{DAY, HOUR};
+
+    #[test]
+    fn a_revision_is_shown_by_when_it_was_made_which_does_not_go_stale() {
+        // 2026-11-28T14:05:00Z
+        let made = Timestamp(1_795_702_380_000 - 1_795_702_380_000 % 60_000);
+        let shown = made_at(made.plus(HOUR), made);
+        assert_eq!(shown.len(), 5);
+        assert_eq!(shown, made_at(made.plus(crate::domain::Millis(5 * HOUR.0)), made), "the same hours later");
+        assert_eq!(made_at(made.plus(crate::domain::Millis(3 * DAY.0)), made), made.rfc3339()[5..10]);
+    }
 }
