@@ -17,41 +17,64 @@ use ratatui::backend::TestBackend;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// A cockpit on the simulated fleet that got one burst of data, as a source
+/// sends at start, and then silence.
+struct Quiet {
+    state: AppState,
+    clock: Clock,
+    events: mpsc::Sender<Msg>,
+    inbox: mpsc::Receiver<Msg>,
+    requests: mpsc::Sender<Request>,
+    _requests_inbox: mpsc::Receiver<Request>,
+}
+
+impl Quiet {
+    async fn new(read_only: bool) -> Quiet {
+        let mut fleet = SimFleet::new(SimOptions::default());
+        let clock = Clock::starting_at(fleet.now(), 1.0);
+        let (events, inbox) = mpsc::channel(4096);
+        for event in fleet.advance_to(fleet.now().plus(Millis(500))) {
+            events.send(Msg::Source(event)).await.expect("the inbox is open");
+        }
+        let (requests, _requests_inbox) = mpsc::channel(16);
+        let state = AppState::new(fleet.backend_info(), Keymap::default(), read_only, 1000);
+        Quiet { state, clock, events, inbox, requests, _requests_inbox }
+    }
+
+    fn app<'a>(&'a mut self, theme: &'a Theme) -> Loop<'a> {
+        Loop {
+            state: &mut self.state,
+            theme,
+            clock: self.clock,
+            inbox: &mut self.inbox,
+            requests: self.requests.clone(),
+            stats: Default::default(),
+            switch_context: None,
+            on_select: None,
+        }
+    }
+}
+
+/// Runs the loop for `seconds` of (paused, auto-advancing) time.
+async fn run_for(app: &mut Loop<'_>, terminal: &mut Terminal<TestBackend>, seconds: u64) {
+    tokio::select! {
+        result = app.run(terminal) => panic!("the loop ended: {result:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
-    let mut fleet = SimFleet::new(SimOptions::default());
-    let clock = Clock::starting_at(fleet.now(), 1.0);
-    let (events, mut inbox) = mpsc::channel(4096);
-    // One burst of data, as a source would send at start, then silence.
-    for event in fleet.advance_to(fleet.now().plus(Millis(500))) {
-        events.send(Msg::Source(event)).await.unwrap();
-    }
-    let (requests, _requests_inbox) = mpsc::channel(16);
-    let mut state = AppState::new(fleet.backend_info(), Keymap::default(), false, 1000);
+    let mut quiet = Quiet::new(false).await;
     let theme = Theme::default();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    let mut app = Loop {
-        state: &mut state,
-        theme: &theme,
-        clock,
-        inbox: &mut inbox,
-        requests,
-        stats: Default::default(),
-        switch_context: None,
-        on_select: None,
-    };
-
-    tokio::select! {
-        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-    }
+    let events = quiet.events.clone();
+    let mut app = quiet.app(&theme);
+    run_for(&mut app, &mut terminal, 1).await;
     let settled = app.stats;
     assert!(settled.frames >= 1, "the first data was drawn: {settled:?}");
 
-    tokio::select! {
-        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-    }
+    run_for(&mut app, &mut terminal, 3600).await;
     assert_eq!(app.stats, settled, "an hour of silence drew nothing and woke nothing");
 
     // A toast (here: an executor answer) draws once, and wakes once more to expire.
@@ -64,10 +87,7 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
         asked_token: None,
     };
     events.send(Msg::Exec(ExecEvent::Done { request, summary: "canary 25 → 0 %".into() })).await.unwrap();
-    tokio::select! {
-        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-    }
+    run_for(&mut app, &mut terminal, 3600).await;
     assert_eq!(app.stats.wakeups, settled.wakeups + 2, "one message, one expiry: {:?}", app.stats);
     assert_eq!(app.stats.frames, settled.frames + 2, "shown, then cleared: {:?}", app.stats);
     assert!(app.state.toasts.is_empty());
@@ -76,36 +96,14 @@ async fn an_idle_cockpit_draws_nothing_and_never_wakes() {
 
 #[tokio::test(start_paused = true)]
 async fn the_team_screen_redraws_every_second_so_its_clock_moves() {
-    let mut fleet = SimFleet::new(SimOptions::default());
-    let clock = Clock::starting_at(fleet.now(), 1.0);
-    let (events, mut inbox) = mpsc::channel(4096);
-    for event in fleet.advance_to(fleet.now().plus(Millis(500))) {
-        events.send(Msg::Source(event)).await.unwrap();
-    }
-    let (requests, _requests_inbox) = mpsc::channel(16);
-    let mut state = AppState::new(fleet.backend_info(), Keymap::default(), true, 1000);
-    state.team_screen = true;
+    let mut quiet = Quiet::new(true).await;
+    quiet.state.team_screen = true;
     let theme = Theme::default();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    let mut app = Loop {
-        state: &mut state,
-        theme: &theme,
-        clock,
-        inbox: &mut inbox,
-        requests,
-        stats: Default::default(),
-        switch_context: None,
-        on_select: None,
-    };
-    tokio::select! {
-        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-    }
+    let mut app = quiet.app(&theme);
+    run_for(&mut app, &mut terminal, 1).await;
     let settled = app.stats;
-    tokio::select! {
-        result = app.run(&mut terminal) => panic!("the loop ended: {result:?}"),
-        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-    }
+    run_for(&mut app, &mut terminal, 60).await;
     let frames = app.stats.frames - settled.frames;
     assert!((59..=61).contains(&frames), "a minute of silence on the wall screen: {frames} frames");
     let header = common::render(app.state, 120, 40, &theme);
