@@ -268,11 +268,6 @@ impl Runtime {
         })
     }
 
-    /// The gate facts the metrics source keeps, where there is one.
-    pub fn metrics(&self) -> Option<MetricsFacts> {
-        self.prometheus.as_ref().map(PrometheusSource::facts)
-    }
-
     /// Starts every source and the executor's task (which takes requests
     /// from `requests`), for a long-running cockpit. Call inside a tokio
     /// runtime. Returns the hooks the loop calls back with.
